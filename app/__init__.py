@@ -1,0 +1,1 @@
+"""Storefront chat for Shopify merchants."""

@@ -1,0 +1,78 @@
+"""Command line: `python -m app migrate`, `python -m app shops add SHOP [--access-token T]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from app import repo
+from app.config import ConfigError, load_settings
+from app.db import Database
+from app.shopify import is_shop_domain
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def migrate(database_url: str) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+async def add_shop(database_url: str, domain: str, access_token: str | None,
+                   faq_file: str | None) -> None:
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            shop = await repo.install_shop(session, domain=domain, access_token=access_token)
+            if faq_file:
+                entries = json.loads(Path(faq_file).read_text())
+                assert shop.id is not None
+                await repo.replace_faq(
+                    session, shop_id=shop.id,
+                    entries=[(e["question"], e["answer"]) for e in entries],
+                )
+    finally:
+        await db.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply database migrations")
+    shops = commands.add_parser("shops", help="manage installed shops")
+    shop_commands = shops.add_subparsers(dest="shops_command", required=True)
+    add = shop_commands.add_parser("add", help="register an installed shop")
+    add.add_argument("shop", help="the shop's myshopify domain, e.g. my-shop.myshopify.com")
+    add.add_argument("--access-token", default=None)
+    add.add_argument("--faq", default=None, help="a JSON file of [{question, answer}] entries")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        migrate(settings.database_url)
+        print("migrations applied")
+        return 0
+    domain = args.shop.strip().lower()
+    if not is_shop_domain(domain):
+        print(f"error: {args.shop!r} is not a myshopify domain (like my-shop.myshopify.com)",
+              file=sys.stderr)
+        return 2
+    asyncio.run(add_shop(settings.database_url, domain, args.access_token, args.faq))
+    print(f"{domain} registered")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

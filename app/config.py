@@ -1,0 +1,143 @@
+"""Settings: read from the environment once, refused when unsafe for production."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "secret", "placeholder", "dev-secret", "xxx", "test",
+     "development-api-key", "development-secret-not-for-production"}
+)
+DEFAULT_SYSTEM_PROMPT = (
+    "You are the friendly shopping assistant of this online store. Answer questions about "
+    "products, orders, shipping and returns briefly and accurately. If you do not know "
+    "something, say so and suggest contacting the store. Never invent prices, stock or "
+    "policies."
+)
+AI_PROVIDERS = ("offline", "openai", "anthropic")
+DEVELOPMENT_API_KEY = "development-api-key"
+DEVELOPMENT_API_SECRET = "development-secret-not-for-production"
+
+
+class ConfigError(Exception):
+    """The environment cannot run the service; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str = "production"
+    shopify_api_key: str = ""
+    shopify_api_secret: str = ""
+    shopify_app_url: str = "http://localhost:8000"
+    scopes: str = ""
+    database_url: str = field(default_factory=lambda: default_database_url())
+    ai_provider: str = "offline"
+    ai_base_url: str = ""
+    ai_api_key: str = ""
+    ai_model: str = ""
+    ai_timeout: float = 30.0
+    ai_max_tokens: int = 1024
+    ai_context_chars: int = 12_000
+    offline_word_delay: float = 0.03
+    stream_flush_interval: float = 0.2
+    stale_stream_after: float = 60.0
+    log_level: str = "info"
+
+    @property
+    def development(self) -> bool:
+        return self.app_env == "development"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def default_database_url() -> str:
+    path = Path("data") / "chat.sqlite3"
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _normalise_database_url(url: str) -> str:
+    # Hosting platforms hand out postgres:// URLs; we always talk asyncpg.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    app_env = env.get("APP_ENV", "production").strip() or "production"
+    if app_env not in ("production", "development"):
+        raise ConfigError(f"APP_ENV must be 'production' or 'development', got {app_env!r}")
+    ai_api_key = env.get("AI_API_KEY", "")
+    provider = env.get("AI_PROVIDER", "").strip().lower() or ("openai" if ai_api_key else "offline")
+    if provider not in AI_PROVIDERS:
+        raise ConfigError(f"AI_PROVIDER must be one of {', '.join(AI_PROVIDERS)}, got {provider!r}")
+    default_base = {
+        "openai": "https://api.openai.com/v1",
+        "anthropic": "https://api.anthropic.com",
+    }.get(provider, "")
+    default_model = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-latest"}.get(
+        provider, "offline-faq"
+    )
+    api_key = env.get("SHOPIFY_API_KEY", "")
+    api_secret = env.get("SHOPIFY_API_SECRET", "")
+    if app_env == "development":
+        # Development signs its own proxy requests (the local storefront), so it needs a secret.
+        api_key = api_key or DEVELOPMENT_API_KEY
+        api_secret = api_secret or DEVELOPMENT_API_SECRET
+    settings = Settings(
+        app_env=app_env,
+        shopify_api_key=api_key,
+        shopify_api_secret=api_secret,
+        shopify_app_url=env.get("SHOPIFY_APP_URL", "http://localhost:8000").rstrip("/"),
+        scopes=env.get("SCOPES", ""),
+        database_url=_normalise_database_url(env.get("DATABASE_URL") or default_database_url()),
+        ai_provider=provider,
+        ai_base_url=(env.get("AI_BASE_URL") or default_base).rstrip("/"),
+        ai_api_key=ai_api_key,
+        ai_model=env.get("AI_MODEL") or default_model,
+        ai_timeout=_float(env, "AI_TIMEOUT", 30.0),
+        ai_max_tokens=int(_float(env, "AI_MAX_TOKENS", 1024)),
+        ai_context_chars=int(_float(env, "AI_CONTEXT_CHARS", 12_000)),
+        offline_word_delay=_float(env, "AI_OFFLINE_WORD_DELAY", 0.03),
+        stream_flush_interval=_float(env, "STREAM_FLUSH_INTERVAL", 0.2),
+        stale_stream_after=_float(env, "STALE_STREAM_AFTER", 60.0),
+        log_level=env.get("LOG_LEVEL", "info"),
+    )
+    check_settings(settings)
+    return settings
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse to run production with secrets that are missing or obviously placeholders."""
+    if settings.development:
+        return
+    problems = []
+    if settings.shopify_api_key.strip().lower() in PLACEHOLDER_SECRETS:
+        problems.append("SHOPIFY_API_KEY is missing or a placeholder")
+    secret = settings.shopify_api_secret.strip()
+    if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
+        problems.append("SHOPIFY_API_SECRET is missing, a placeholder or shorter than 16 characters")
+    if settings.ai_provider != "offline" and not settings.ai_api_key and settings.ai_base_url in (
+        "https://api.openai.com/v1",
+        "https://api.anthropic.com",
+    ):
+        problems.append(f"AI_API_KEY is required for AI_PROVIDER={settings.ai_provider}")
+    if problems:
+        raise ConfigError("refusing to start in production: " + "; ".join(problems))

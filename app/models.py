@@ -1,0 +1,148 @@
+"""Tables: shops, their FAQ entries, conversations and messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for messages.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+CONVERSATION_STATUSES = ("active", "ended", "abandoned")
+MESSAGE_STATUSES = ("complete", "streaming", "stopped", "error")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_public_id() -> str:
+    return str(uuid.uuid4())
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; everything we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Shop(SQLModel, table=True):
+    __tablename__ = "shops"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    domain: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
+    access_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    installed: bool = Field(default=True, sa_column=sa.Column(sa.Boolean, nullable=False))
+    system_prompt: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    greeting: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    accent_color: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+    uninstalled_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+
+
+class FaqEntry(SQLModel, table=True):
+    __tablename__ = "faq_entries"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    shop_id: int = Field(
+        sa_column=sa.Column(
+            BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    question: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    answer: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    position: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        sa.UniqueConstraint("shop_id", "session_id", name="uq_conversations_shop_session"),
+        sa.Index("ix_conversations_shop_activity", "shop_id", "last_activity_at"),
+        sa.Index("ix_conversations_status_activity", "status", "last_activity_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    public_id: str = Field(
+        default_factory=new_public_id,
+        sa_column=sa.Column(sa.String(36), nullable=False, unique=True),
+    )
+    shop_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False)
+    )
+    session_id: str = Field(sa_column=sa.Column(sa.String(36), nullable=False))
+    customer_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    status: str = Field(default="active", sa_column=sa.Column(sa.String(16), nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+    last_activity_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+    ended_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # History pages walk one conversation by id, newest first.
+        sa.Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # Safe retry: one turn per client_message_id in a conversation.
+        sa.Index(
+            "uq_messages_client_message_id",
+            "conversation_id",
+            "client_message_id",
+            unique=True,
+        ),
+        # At most one reply streaming per conversation: the database settles racing turns.
+        sa.Index(
+            "uq_messages_one_streaming",
+            "conversation_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'streaming'"),
+            postgresql_where=sa.text("status = 'streaming'"),
+        ),
+        sa.Index("ix_messages_reply_to_id", "reply_to_id"),
+        # The reaper finds replies whose worker died.
+        sa.Index(
+            "ix_messages_streaming_updated",
+            "updated_at",
+            sqlite_where=sa.text("status = 'streaming'"),
+            postgresql_where=sa.text("status = 'streaming'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    public_id: str = Field(
+        default_factory=new_public_id,
+        sa_column=sa.Column(sa.String(36), nullable=False, unique=True),
+    )
+    conversation_id: int = Field(
+        sa_column=sa.Column(
+            BigId, sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    role: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    content: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    status: str = Field(default="complete", sa_column=sa.Column(sa.String(16), nullable=False))
+    client_message_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(36)))
+    reply_to_id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(BigId, sa.ForeignKey("messages.id", ondelete="CASCADE")),
+    )
+    finish_reason: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
+    error_code: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )

@@ -1,0 +1,222 @@
+"""Replies being generated: run apart from any request, flushed in batches, followed live."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from app import repo
+from app.ai import Finished, Provider, ProviderError, ReplyRequest
+from app.db import Database
+from app.models import utcnow
+
+log = logging.getLogger("app.replies")
+
+ERROR_MESSAGES = {
+    "upstream_timeout": "The assistant took too long to answer. Please try again.",
+    "upstream_unavailable": "The assistant is unavailable right now. Please try again shortly.",
+    "upstream_error": "The assistant ran into a problem. Please try again.",
+    "upstream_rate_limited": "The assistant is busy right now. Please try again shortly.",
+    "upstream_overloaded": "The assistant is busy right now. Please try again shortly.",
+    "upstream_stream_cut": "The assistant's answer was cut off. Please try again.",
+    "upstream_bad_response": "The assistant ran into a problem. Please try again.",
+    "interrupted": "The answer was interrupted. Please try again.",
+    "internal_error": "Something went wrong on our side. Please try again.",
+}
+
+
+def error_message(code: str | None) -> str:
+    return ERROR_MESSAGES.get(code or "", ERROR_MESSAGES["internal_error"])
+
+
+@dataclass
+class LiveReply:
+    """One reply being generated in this process; any number of requests may follow it."""
+
+    message_id: int
+    public_id: str
+    conversation_id: int
+    text: str = ""
+    status: str = "streaming"
+    finish_reason: str | None = None
+    error_code: str | None = None
+    flushed: int = 0
+    flushed_at: float = field(default_factory=time.monotonic)
+    stop_requested: bool = False
+    consumer: asyncio.Task[None] | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def append(self, piece: str) -> None:
+        self.text += piece
+        self._notify()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def stop(self) -> None:
+        self.stop_requested = True
+        if self.consumer is not None and not self.consumer.done():
+            self.consumer.cancel()
+
+    def close(self, status: str, finish_reason: str | None, error_code: str | None) -> None:
+        self.status, self.finish_reason, self.error_code = status, finish_reason, error_code
+        self.finished.set()
+        self._notify()
+
+    async def follow(self, offset: int, *, idle: float = 15.0) -> AsyncIterator[str | None]:
+        """Yield new text after `offset` as it arrives; None is a keep-alive after `idle`."""
+        while True:
+            changed = self._changed
+            if len(self.text) > offset:
+                piece, offset = self.text[offset:], len(self.text)
+                yield piece
+            if self.finished.is_set():
+                return
+            try:
+                await asyncio.wait_for(changed.wait(), idle)
+            except TimeoutError:
+                yield None
+
+
+class Replies:
+    """Every reply this worker is generating, the batch flusher and the stale-reply reaper."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        provider: Provider,
+        flush_interval: float = 0.2,
+        stale_after: float = 60.0,
+    ) -> None:
+        self.db = db
+        self.provider = provider
+        self.flush_interval = flush_interval
+        self.stale_after = stale_after
+        self.live: dict[str, LiveReply] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.reap()
+        self._loops = [
+            asyncio.create_task(self._every(self.flush_interval, self.flush)),
+            asyncio.create_task(self._every(max(1.0, self.stale_after / 4), self.reap)),
+        ]
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Let running replies finish for a while, then cut them off as interrupted."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+
+    def begin(self, *, message_id: int, public_id: str, conversation_id: int,
+              request: ReplyRequest) -> LiveReply:
+        reply = LiveReply(
+            message_id=message_id, public_id=public_id, conversation_id=conversation_id
+        )
+        self.live[public_id] = reply
+        task = asyncio.create_task(self._run(reply, request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return reply
+
+    async def _consume(self, reply: LiveReply, request: ReplyRequest) -> None:
+        async for item in self.provider.stream(request):
+            if isinstance(item, Finished):
+                reply.finish_reason = item.reason
+            elif item:
+                reply.append(item)
+
+    async def _run(self, reply: LiveReply, request: ReplyRequest) -> None:
+        status, finish, error = "complete", None, None
+        reply.consumer = asyncio.create_task(self._consume(reply, request))
+        try:
+            await reply.consumer
+            finish = reply.finish_reason or "stop"
+        except asyncio.CancelledError:
+            if not reply.stop_requested:
+                status, error = "error", "interrupted"
+                await self._finish(reply, status, None, error)
+                raise
+            status, finish = "stopped", "stopped"
+        except ProviderError as exc:
+            log.warning("reply %s failed: %s (%s)", reply.public_id, exc.code, exc.message)
+            status, error = "error", exc.code
+        except Exception:
+            log.exception("reply %s failed unexpectedly", reply.public_id)
+            status, error = "error", "internal_error"
+        if reply.stop_requested and status == "complete":
+            status, finish = "stopped", "stopped"
+        await self._finish(reply, status, finish, error)
+
+    async def _finish(
+        self, reply: LiveReply, status: str, finish: str | None, error: str | None
+    ) -> None:
+        # The final state must reach the database; a brief outage is waited out.
+        for attempt in range(8):
+            try:
+                async with self.db.session() as session:
+                    await repo.finish_reply(
+                        session, message_id=reply.message_id, content=reply.text,
+                        status=status, finish_reason=finish, error_code=error,
+                    )
+                    await repo.touch_conversation(
+                        session, conversation_id=reply.conversation_id
+                    )
+                break
+            except Exception:
+                log.exception("saving reply %s failed (attempt %d)", reply.public_id, attempt + 1)
+                await asyncio.sleep(min(0.25 * 2**attempt, 5))
+        self.live.pop(reply.public_id, None)
+        reply.close(status, finish, error)
+
+    async def flush(self) -> None:
+        """One batched write of every reply's new text; notices replies stopped elsewhere."""
+        now = time.monotonic()
+        heartbeat = self.stale_after / 4
+        due = [
+            r for r in list(self.live.values())
+            if not r.finished.is_set()
+            and (len(r.text) != r.flushed or now - r.flushed_at >= heartbeat)
+        ]
+        if not due:
+            return
+        snapshot = [(r, len(r.text)) for r in due]
+        async with self.db.session() as session:
+            stopped = await repo.save_progress(
+                session, progress=[(r.message_id, r.text[:n]) for r, n in snapshot]
+            )
+        for reply, length in snapshot:
+            reply.flushed, reply.flushed_at = length, now
+            if reply.message_id in stopped:
+                reply.stop()
+
+    async def reap(self) -> None:
+        older_than = utcnow() - timedelta(seconds=self.stale_after)
+        keep = [r.message_id for r in self.live.values()]
+        async with self.db.session() as session:
+            count = await repo.reap_stale_replies(session, older_than=older_than, keep=keep)
+        if count:
+            log.warning("marked %d abandoned streaming replies as interrupted", count)
+
+    @staticmethod
+    async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                log.exception("background job %s failed; retrying", job.__name__)

@@ -1,0 +1,309 @@
+"""Queries: every read and write of shops, conversations and messages goes through here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Conversation, FaqEntry, Message, Shop, utcnow
+
+messages_table = Message.__table__  # type: ignore[attr-defined]
+
+# ---- shops -----------------------------------------------------------------------------
+
+
+async def get_shop(session: AsyncSession, *, domain: str) -> Shop | None:
+    result = await session.execute(sa.select(Shop).where(Shop.domain == domain))  # type: ignore[arg-type]
+    return result.scalar_one_or_none()
+
+
+async def install_shop(
+    session: AsyncSession, *, domain: str, access_token: str | None = None
+) -> Shop:
+    """Register a shop, or bring an uninstalled one back."""
+    shop = await get_shop(session, domain=domain)
+    if shop is None:
+        shop = Shop(domain=domain, access_token=access_token, installed=True)
+        session.add(shop)
+    else:
+        shop.installed = True
+        shop.uninstalled_at = None
+        if access_token is not None:
+            shop.access_token = access_token
+    await session.flush()
+    return shop
+
+
+async def uninstall_shop(session: AsyncSession, *, domain: str) -> bool:
+    result = await session.execute(
+        sa.update(Shop)
+        .where(Shop.domain == domain)  # type: ignore[arg-type]
+        .values(installed=False, access_token=None, uninstalled_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def replace_faq(
+    session: AsyncSession, *, shop_id: int, entries: Sequence[tuple[str, str]]
+) -> None:
+    await session.execute(sa.delete(FaqEntry).where(FaqEntry.shop_id == shop_id))  # type: ignore[arg-type]
+    session.add_all(
+        FaqEntry(shop_id=shop_id, question=q, answer=a, position=i)
+        for i, (q, a) in enumerate(entries)
+    )
+    await session.flush()
+
+
+async def list_faq(session: AsyncSession, *, shop_id: int) -> list[FaqEntry]:
+    result = await session.execute(
+        sa.select(FaqEntry)
+        .where(FaqEntry.shop_id == shop_id)  # type: ignore[arg-type]
+        .order_by(FaqEntry.position, FaqEntry.id)  # type: ignore[arg-type]
+    )
+    return list(result.scalars())
+
+
+# ---- conversations ---------------------------------------------------------------------
+
+
+async def get_conversation(
+    session: AsyncSession, *, shop_id: int, session_id: str
+) -> Conversation | None:
+    result = await session.execute(
+        sa.select(Conversation).where(
+            Conversation.shop_id == shop_id,  # type: ignore[arg-type]
+            Conversation.session_id == session_id,  # type: ignore[arg-type]
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def create_conversation(
+    session: AsyncSession, *, shop_id: int, session_id: str, customer_id: str | None
+) -> Conversation | None:
+    """Insert a conversation; None when a concurrent request created it first."""
+    conversation = Conversation(shop_id=shop_id, session_id=session_id, customer_id=customer_id)
+    session.add(conversation)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return None
+    return conversation
+
+
+async def touch_conversation(
+    session: AsyncSession, *, conversation_id: int, customer_id: str | None = None
+) -> None:
+    values: dict[str, object] = {"last_activity_at": utcnow(), "status": "active"}
+    if customer_id is not None:
+        values["customer_id"] = customer_id
+    await session.execute(
+        sa.update(Conversation)
+        .where(Conversation.id == conversation_id)  # type: ignore[arg-type]
+        .values(**values)
+    )
+
+
+async def end_conversation(session: AsyncSession, *, conversation_id: int) -> None:
+    now = utcnow()
+    await session.execute(
+        sa.update(Conversation)
+        .where(Conversation.id == conversation_id)  # type: ignore[arg-type]
+        .values(status="ended", ended_at=now, last_activity_at=now)
+    )
+
+
+# ---- messages --------------------------------------------------------------------------
+
+
+async def add_turn(
+    session: AsyncSession,
+    *,
+    conversation_id: int,
+    content: str,
+    client_message_id: str | None,
+) -> tuple[Message, Message]:
+    """The shopper's message and an empty streaming reply; the caller commits both at once."""
+    now = utcnow()
+    user = Message(
+        conversation_id=conversation_id, role="user", content=content, status="complete",
+        client_message_id=client_message_id, created_at=now, updated_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    reply = Message(
+        conversation_id=conversation_id, role="assistant", content="", status="streaming",
+        reply_to_id=user.id, created_at=now + timedelta(microseconds=1), updated_at=now,
+    )
+    session.add(reply)
+    await session.flush()
+    return user, reply
+
+
+async def find_turn(
+    session: AsyncSession, *, conversation_id: int, client_message_id: str
+) -> tuple[Message, Message | None] | None:
+    result = await session.execute(
+        sa.select(Message).where(
+            Message.conversation_id == conversation_id,  # type: ignore[arg-type]
+            Message.client_message_id == client_message_id,  # type: ignore[arg-type]
+        )
+    )
+    user = result.scalar_one_or_none()
+    if user is None:
+        return None
+    result = await session.execute(
+        sa.select(Message)
+        .where(Message.reply_to_id == user.id)  # type: ignore[arg-type]
+        .order_by(Message.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    )
+    return user, result.scalar_one_or_none()
+
+
+async def restart_failed_reply(session: AsyncSession, *, message_id: int) -> bool:
+    """Turn a failed reply back into a streaming one, for a retry of the same turn."""
+    result = await session.execute(
+        sa.update(Message)
+        .where(Message.id == message_id, Message.status == "error")  # type: ignore[arg-type]
+        .values(status="streaming", content="", error_code=None, finish_reason=None,
+                updated_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def get_message(
+    session: AsyncSession, *, conversation_id: int, public_id: str
+) -> Message | None:
+    result = await session.execute(
+        sa.select(Message).where(
+            Message.conversation_id == conversation_id,  # type: ignore[arg-type]
+            Message.public_id == public_id,  # type: ignore[arg-type]
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def get_message_by_id(session: AsyncSession, *, message_id: int) -> Message | None:
+    return await session.get(Message, message_id)
+
+
+async def history_page(
+    session: AsyncSession, *, conversation_id: int, limit: int, before: str | None
+) -> tuple[list[Message], bool]:
+    """The newest `limit` messages older than `before`, oldest first, and whether more exist."""
+    query = sa.select(Message).where(Message.conversation_id == conversation_id)  # type: ignore[arg-type]
+    if before is not None:
+        cursor = (
+            sa.select(Message.id)
+            .where(Message.conversation_id == conversation_id, Message.public_id == before)  # type: ignore[arg-type]
+            .scalar_subquery()
+        )
+        query = query.where(Message.id < cursor)  # type: ignore[arg-type,operator]
+    result = await session.execute(query.order_by(Message.id.desc()).limit(limit + 1))  # type: ignore[union-attr]
+    rows = list(result.scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    rows.reverse()
+    return rows, more
+
+
+async def recent_context(
+    session: AsyncSession, *, conversation_id: int, before_id: int, limit: int = 200
+) -> list[Message]:
+    """Messages worth showing the model: saved text, oldest first, up to the given reply."""
+    result = await session.execute(
+        sa.select(Message)
+        .where(
+            Message.conversation_id == conversation_id,  # type: ignore[arg-type]
+            Message.id < before_id,  # type: ignore[arg-type,operator]
+            Message.status.in_(("complete", "stopped")),  # type: ignore[attr-defined]
+            Message.content != "",  # type: ignore[arg-type]
+        )
+        .order_by(Message.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    )
+    rows = list(result.scalars())
+    rows.reverse()
+    return rows
+
+
+async def save_progress(
+    session: AsyncSession, *, progress: Sequence[tuple[int, str]]
+) -> set[int]:
+    """Write streaming text in one batch; return the ids that are no longer streaming."""
+    if not progress:
+        return set()
+    now = utcnow()
+    await session.execute(
+        sa.update(messages_table)
+        .where(
+            messages_table.c.id == sa.bindparam("b_id"),
+            messages_table.c.status == "streaming",
+        )
+        .values(content=sa.bindparam("b_content"), updated_at=now),
+        [{"b_id": message_id, "b_content": content} for message_id, content in progress],
+    )
+    result = await session.execute(
+        sa.select(Message.id).where(
+            Message.id.in_([message_id for message_id, _ in progress]),  # type: ignore[union-attr]
+            Message.status != "streaming",  # type: ignore[arg-type]
+        )
+    )
+    return set(result.scalars())
+
+
+async def finish_reply(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    content: str,
+    status: str,
+    finish_reason: str | None,
+    error_code: str | None,
+) -> None:
+    await session.execute(
+        sa.update(Message)
+        .where(Message.id == message_id)  # type: ignore[arg-type]
+        .values(content=content, status=status, finish_reason=finish_reason,
+                error_code=error_code, updated_at=utcnow())
+    )
+
+
+async def mark_stopped(session: AsyncSession, *, message_id: int) -> bool:
+    """Stop a reply that another worker is writing; it notices on its next flush."""
+    result = await session.execute(
+        sa.update(Message)
+        .where(Message.id == message_id, Message.status == "streaming")  # type: ignore[arg-type]
+        .values(status="stopped", finish_reason="stopped", updated_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def reap_stale_replies(
+    session: AsyncSession, *, older_than: datetime, keep: Sequence[int] = ()
+) -> int:
+    """Replies whose worker stopped writing (it died): they end as errors, not `streaming`."""
+    query = sa.update(Message).where(
+        Message.status == "streaming",  # type: ignore[arg-type]
+        Message.updated_at < older_than,  # type: ignore[arg-type,operator]
+    )
+    if keep:
+        query = query.where(Message.id.not_in(list(keep)))  # type: ignore[union-attr]
+    result = await session.execute(
+        query.values(status="error", error_code="interrupted", updated_at=utcnow())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def stop_conversation_replies(session: AsyncSession, *, conversation_id: int) -> None:
+    await session.execute(
+        sa.update(Message)
+        .where(Message.conversation_id == conversation_id, Message.status == "streaming")  # type: ignore[arg-type]
+        .values(status="stopped", finish_reason="stopped", updated_at=utcnow())
+    )

@@ -1,0 +1,1 @@
+"""Routes, one module per area, each exporting a flat `routes` list."""

@@ -1,0 +1,342 @@
+"""The storefront API behind Shopify's app proxy: /apps/chat/... arrives here as /proxy/..."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from app import repo
+from app.ai import ChatTurn, FaqItem, ReplyRequest, fit_context
+from app.config import DEFAULT_SYSTEM_PROMPT
+from app.errors import Conflict, Forbidden, NotFound, Unauthorized
+from app.models import Conversation, Message, Shop
+from app.replies import Replies
+from app.shopify import ProxyVerificationError
+from app.state import AppState
+from app.streaming import SSE_HEADERS, parse_last_event_id, reply_events
+from app.validation import (
+    int_param,
+    message_text,
+    read_json_object,
+    session_id_param,
+    uuid4_field,
+)
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    shop: Shop
+    customer_id: str | None
+
+    @property
+    def shop_id(self) -> int:
+        assert self.shop.id is not None
+        return self.shop.id
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.chat
+    return state
+
+
+async def _caller(request: Request) -> Caller:
+    state = _state(request)
+    try:
+        identity = state.shopify.verify_app_proxy(
+            method=request.method,
+            url=str(request.url),
+            query_string=request.url.query,
+            headers=request.headers,
+        )
+    except ProxyVerificationError as exc:
+        raise Unauthorized(exc.code, exc.message) from exc
+    async with state.db.session() as session:
+        shop = await repo.get_shop(session, domain=identity.shop)
+    if shop is None or not shop.installed:
+        raise Forbidden("shop_not_installed", f"{identity.shop} has not installed this app.")
+    return Caller(shop=shop, customer_id=identity.customer_id)
+
+
+def _visible(conversation: Conversation | None, caller: Caller) -> Conversation | None:
+    """A conversation a logged-in customer started is theirs alone."""
+    if conversation is None:
+        return None
+    if conversation.customer_id is not None and conversation.customer_id != caller.customer_id:
+        return None
+    return conversation
+
+
+async def _find_conversation(state: AppState, caller: Caller, session_id: str) -> Conversation | None:
+    async with state.db.session() as session:
+        found = await repo.get_conversation(session, shop_id=caller.shop_id, session_id=session_id)
+    return _visible(found, caller)
+
+
+async def _open_conversation(state: AppState, caller: Caller, session_id: str) -> Conversation:
+    """The conversation of this session, created on its first message (lazy sessions)."""
+    for _ in range(3):
+        async with state.db.session() as session:
+            found = await repo.get_conversation(
+                session, shop_id=caller.shop_id, session_id=session_id
+            )
+            if found is None:
+                found = await repo.create_conversation(
+                    session, shop_id=caller.shop_id, session_id=session_id,
+                    customer_id=caller.customer_id,
+                )
+        if found is not None:
+            if _visible(found, caller) is None:
+                raise Forbidden(
+                    "session_not_yours",
+                    "This chat session belongs to another customer; start a new session.",
+                )
+            if found.status == "ended":
+                raise Conflict("session_ended", "This chat session has ended; start a new one.")
+            return found
+    raise Conflict("session_busy", "The chat session could not be opened; try again.")
+
+
+async def _reply_request(state: AppState, caller: Caller, reply: Message) -> ReplyRequest:
+    async with state.db.session() as session:
+        context = await repo.recent_context(
+            session, conversation_id=reply.conversation_id, before_id=reply.id or 0
+        )
+        faq = await repo.list_faq(session, shop_id=caller.shop_id)
+    turns = [ChatTurn(role=m.role, content=m.content) for m in context]
+    return ReplyRequest(
+        system_prompt=caller.shop.system_prompt or DEFAULT_SYSTEM_PROMPT,
+        messages=fit_context(turns, state.settings.ai_context_chars),
+        faq=[FaqItem(question=f.question, answer=f.answer) for f in faq],
+    )
+
+
+def _event_stream(
+    replies: Replies, state: AppState, reply: Message, offset: int, start: dict[str, str]
+) -> StreamingResponse:
+    assert reply.id is not None
+    events = reply_events(
+        replies=replies, db=state.db, message_id=reply.id, public_id=reply.public_id,
+        offset=offset, start=start,
+    )
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _start_payload(conversation: Conversation, user: Message | None, reply: Message) -> dict[str, str]:
+    return {
+        "conversation_id": conversation.public_id,
+        "user_message_id": user.public_id if user else "",
+        "assistant_message_id": reply.public_id,
+    }
+
+
+async def _begin_reply(state: AppState, caller: Caller, reply: Message) -> None:
+    assert reply.id is not None
+    request = await _reply_request(state, caller, reply)
+    state.replies.begin(
+        message_id=reply.id, public_id=reply.public_id,
+        conversation_id=reply.conversation_id, request=request,
+    )
+
+
+async def _retry_turn(
+    state: AppState, caller: Caller, conversation: Conversation, user: Message,
+    reply: Message | None,
+) -> Response:
+    """A repeated client_message_id: show the same turn again, regenerating only a failure."""
+    if reply is None:
+        raise Conflict("turn_in_progress", "This message is still being processed.")
+    if reply.status == "error" and reply.id not in {r.message_id for r in state.replies.live.values()}:
+        async with state.db.session() as session:
+            restarted = await repo.restart_failed_reply(session, message_id=reply.id or 0)
+        if restarted:
+            reply.content, reply.status = "", "streaming"
+            await _begin_reply(state, caller, reply)
+    return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
+
+
+async def post_message(request: Request) -> Response:
+    state = _state(request)
+    caller = await _caller(request)
+    body = await read_json_object(request)
+    session_id = uuid4_field(body.get("session_id"), "session_id")
+    text = message_text(body.get("message"))
+    client_message_id = uuid4_field(
+        body.get("client_message_id"), "client_message_id", required=False
+    )
+    assert session_id is not None
+    conversation = await _open_conversation(state, caller, session_id)
+    assert conversation.id is not None
+    if client_message_id:
+        async with state.db.session() as session:
+            earlier = await repo.find_turn(
+                session, conversation_id=conversation.id, client_message_id=client_message_id
+            )
+        if earlier is not None:
+            return await _retry_turn(state, caller, conversation, *earlier)
+    try:
+        async with state.db.session() as session:
+            user, reply = await repo.add_turn(
+                session, conversation_id=conversation.id, content=text,
+                client_message_id=client_message_id,
+            )
+            await repo.touch_conversation(
+                session, conversation_id=conversation.id,
+                customer_id=caller.customer_id if conversation.customer_id is None else None,
+            )
+    except IntegrityError:
+        if client_message_id:
+            async with state.db.session() as session:
+                earlier = await repo.find_turn(
+                    session, conversation_id=conversation.id, client_message_id=client_message_id
+                )
+            if earlier is not None:
+                return await _retry_turn(state, caller, conversation, *earlier)
+        raise Conflict(
+            "turn_in_progress",
+            "The assistant is still answering the previous message; wait or stop it first.",
+        ) from None
+    await _begin_reply(state, caller, reply)
+    return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
+
+
+async def _reply_of(request: Request, caller: Caller, session_id: str) -> tuple[Conversation, Message]:
+    state = _state(request)
+    public_id = uuid4_field(request.path_params["message_id"], "message_id")
+    assert public_id is not None
+    conversation = await _find_conversation(state, caller, session_id)
+    reply = None
+    if conversation is not None and conversation.id is not None:
+        async with state.db.session() as session:
+            reply = await repo.get_message(
+                session, conversation_id=conversation.id, public_id=public_id
+            )
+    if conversation is None or reply is None or reply.role != "assistant":
+        raise NotFound("reply_not_found", "No such reply in this chat session.")
+    return conversation, reply
+
+
+async def resume_reply(request: Request) -> Response:
+    state = _state(request)
+    caller = await _caller(request)
+    session_id = session_id_param(request)
+    conversation, reply = await _reply_of(request, caller, session_id)
+    offset = parse_last_event_id(
+        request.headers.get("last-event-id") or request.query_params.get("last_event_id"),
+        reply.public_id,
+    )
+    user = None
+    if reply.reply_to_id is not None:
+        async with state.db.session() as session:
+            user = await repo.get_message_by_id(session, message_id=reply.reply_to_id)
+    return _event_stream(
+        state.replies, state, reply, offset, _start_payload(conversation, user, reply)
+    )
+
+
+async def _stop(state: AppState, reply: Message) -> None:
+    live = state.replies.live.get(reply.public_id)
+    if live is not None:
+        live.stop()
+        try:
+            await asyncio.wait_for(live.finished.wait(), 10)
+        except TimeoutError:
+            pass
+    elif reply.status == "streaming":
+        async with state.db.session() as session:
+            await repo.mark_stopped(session, message_id=reply.id or 0)
+
+
+async def stop_reply(request: Request) -> Response:
+    state = _state(request)
+    caller = await _caller(request)
+    body = await read_json_object(request)
+    session_id = uuid4_field(body.get("session_id"), "session_id")
+    assert session_id is not None
+    _conversation, reply = await _reply_of(request, caller, session_id)
+    await _stop(state, reply)
+    async with state.db.session() as session:
+        saved = await repo.get_message_by_id(session, message_id=reply.id or 0)
+    assert saved is not None
+    return JSONResponse(
+        {"assistant_message_id": saved.public_id, "status": saved.status, "content": saved.content},
+        headers=NO_STORE,
+    )
+
+
+async def end_session(request: Request) -> Response:
+    state = _state(request)
+    caller = await _caller(request)
+    body = await read_json_object(request)
+    session_id = uuid4_field(body.get("session_id"), "session_id")
+    assert session_id is not None
+    conversation = await _find_conversation(state, caller, session_id)
+    if conversation is None or conversation.id is None:
+        return JSONResponse({"session_id": session_id, "status": "unknown"}, headers=NO_STORE)
+    for live in list(state.replies.live.values()):
+        if live.conversation_id == conversation.id:
+            live.stop()
+    async with state.db.session() as session:
+        await repo.stop_conversation_replies(session, conversation_id=conversation.id)
+        await repo.end_conversation(session, conversation_id=conversation.id)
+    return JSONResponse({"session_id": session_id, "status": "ended"}, headers=NO_STORE)
+
+
+async def session_status(request: Request) -> Response:
+    state = _state(request)
+    caller = await _caller(request)
+    session_id = session_id_param(request)
+    conversation = await _find_conversation(state, caller, session_id)
+    status = conversation.status if conversation else "unknown"
+    return JSONResponse({"session_id": session_id, "status": status}, headers=NO_STORE)
+
+
+def _message_json(message: Message) -> dict[str, str]:
+    return {
+        "id": message.public_id,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "created_at": message.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def history(request: Request) -> Response:
+    state = _state(request)
+    caller = await _caller(request)
+    session_id = session_id_param(request)
+    limit = int_param(request, "limit", default=50, low=1, high=100)
+    before = uuid4_field(request.query_params.get("before"), "before", required=False)
+    conversation = await _find_conversation(state, caller, session_id)
+    if conversation is None or conversation.id is None:
+        empty = {"session_id": session_id, "status": "unknown", "messages": [], "next_before": None}
+        return JSONResponse(empty, headers=NO_STORE)
+    async with state.db.session() as session:
+        messages, more = await repo.history_page(
+            session, conversation_id=conversation.id, limit=limit, before=before
+        )
+    return JSONResponse(
+        {
+            "session_id": session_id,
+            "status": conversation.status,
+            "messages": [_message_json(m) for m in messages],
+            "next_before": messages[0].public_id if more and messages else None,
+        },
+        headers=NO_STORE,
+    )
+
+
+routes = [
+    Route("/proxy/messages", post_message, methods=["POST"]),
+    Route("/proxy/messages/{message_id}/stream", resume_reply, methods=["GET"]),
+    Route("/proxy/messages/{message_id}/stop", stop_reply, methods=["POST"]),
+    Route("/proxy/sessions/end", end_session, methods=["POST"]),
+    Route("/proxy/sessions/status", session_status, methods=["GET"]),
+    Route("/proxy/history", history, methods=["GET"]),
+]

@@ -1,0 +1,20 @@
+"""What the running app holds: settings, database, Shopify wrapper, AI provider, live replies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.ai import Provider
+from app.config import Settings
+from app.db import Database
+from app.replies import Replies
+from app.shopify import Shopify
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    shopify: Shopify
+    provider: Provider
+    replies: Replies

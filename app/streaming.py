@@ -1,0 +1,90 @@
+"""Server-sent events for a reply: live from this worker, or polled from the database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from app import repo
+from app.db import Database
+from app.replies import Replies, error_message
+
+POLL_INTERVAL = 0.25
+KEEP_ALIVE = 15.0
+SSE_HEADERS = {
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+
+def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"event: {event}")
+    lines.append("data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def parse_last_event_id(value: str | None, public_id: str) -> int:
+    """`Last-Event-ID` is `<message id>:<offset>`; anything else starts from the beginning."""
+    if not value:
+        return 0
+    message_id, _, offset = value.rpartition(":")
+    if message_id != public_id or not offset.isdigit():
+        return 0
+    return int(offset)
+
+
+def _ending(public_id: str, status: str, finish: str | None, error: str | None) -> bytes:
+    if status == "error":
+        return sse("error", {"code": error or "internal_error", "message": error_message(error),
+                             "assistant_message_id": public_id})
+    return sse("done", {"assistant_message_id": public_id,
+                        "finish_reason": finish or ("stopped" if status == "stopped" else "stop"),
+                        "status": status})
+
+
+async def reply_events(
+    *,
+    replies: Replies,
+    db: Database,
+    message_id: int,
+    public_id: str,
+    offset: int,
+    start: dict[str, Any],
+) -> AsyncIterator[bytes]:
+    yield sse("start", start, f"{public_id}:{offset}")
+    live = replies.live.get(public_id)
+    if live is not None:
+        async for piece in live.follow(offset, idle=KEEP_ALIVE):
+            if piece is None:
+                yield b": keep-alive\n\n"
+                continue
+            offset += len(piece)
+            yield sse("delta", {"text": piece}, f"{public_id}:{offset}")
+        yield _ending(public_id, live.status, live.finish_reason, live.error_code)
+        return
+    # Another worker (or none, if it died) is writing this reply: follow the database.
+    quiet_since = time.monotonic()
+    while True:
+        async with db.session() as session:
+            message = await repo.get_message_by_id(session, message_id=message_id)
+        if message is None:
+            yield sse("error", {"code": "not_found", "message": "The reply no longer exists."})
+            return
+        if len(message.content) > offset:
+            piece = message.content[offset:]
+            offset = len(message.content)
+            quiet_since = time.monotonic()
+            yield sse("delta", {"text": piece}, f"{public_id}:{offset}")
+        if message.status != "streaming":
+            yield _ending(public_id, message.status, message.finish_reason, message.error_code)
+            return
+        if time.monotonic() - quiet_since > KEEP_ALIVE:
+            quiet_since = time.monotonic()
+            yield b": keep-alive\n\n"
+        await asyncio.sleep(POLL_INTERVAL)

@@ -1,0 +1,80 @@
+"""Reading and checking what a client sends: JSON bodies, ids, messages, limits."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.requests import Request
+
+from app.errors import BadRequest, TooLarge
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_MESSAGE_CHARS = 4000
+_UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("invalid_json", "The request body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("invalid_json", "The request body must be a JSON object.")
+    return data
+
+
+def uuid4_field(value: object, name: str, *, required: bool = True) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise BadRequest(f"missing_{name}", f"{name} is required.")
+        return None
+    if not isinstance(value, str) or not _UUID4.fullmatch(value.lower()):
+        raise BadRequest(f"invalid_{name}", f"{name} must be a random UUID (version 4).")
+    return value.lower()
+
+
+def session_id_param(request: Request) -> str:
+    values = request.query_params.getlist("session_id")
+    if len(values) > 1:
+        raise BadRequest("invalid_session_id", "session_id is given more than once.")
+    session_id = uuid4_field(values[0] if values else None, "session_id")
+    assert session_id is not None
+    return session_id
+
+
+def message_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadRequest("invalid_message", "message must be a string.")
+    text = value.strip()
+    if not text:
+        raise BadRequest("empty_message", "message is empty.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise TooLarge(
+            "message_too_long", f"message is over {MAX_MESSAGE_CHARS} characters ({len(text)})."
+        )
+    if "\x00" in text:
+        raise BadRequest("invalid_message", "message contains a NUL character.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest("invalid_message", "message is not valid Unicode text.") from exc
+    return text
+
+
+def int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"invalid_{name}", f"{name} must be a whole number from {low} to {high}.")
+    return int(raw)
