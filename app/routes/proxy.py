@@ -14,7 +14,7 @@ from app import repo
 from app.ai import ChatTurn, FaqItem, ReplyRequest, fit_context
 from app.config import DEFAULT_SYSTEM_PROMPT
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized
-from app.models import Conversation, Message, Shop
+from app.models import Conversation, Message, Shop, aware
 from app.replies import Replies
 from app.shopify import ProxyVerificationError
 from app.state import AppState
@@ -303,7 +303,7 @@ def _message_json(message: Message) -> dict[str, str]:
         "role": message.role,
         "content": message.content,
         "status": message.status,
-        "created_at": message.created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": aware(message.created_at).isoformat().replace("+00:00", "Z"),
     }
 
 

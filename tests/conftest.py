@@ -1,0 +1,112 @@
+"""Fixtures: a migrated database per backend, real servers on loopback, signed clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from app.__main__ import migrate
+from app.config import Settings
+from app.db import Database
+from tests.factories import TEST_API_KEY, TEST_API_SECRET, ProxyClient
+from tests.servers import LiveServer, start_app_server
+
+POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _postgres_url(dsn: str, database: str) -> str:
+    base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'chat.sqlite3'}"
+        migrate(url)
+        yield url
+        return
+    name = f"chat_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        try:
+            connection = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=10)
+        except (OSError, asyncpg.PostgresError) as exc:
+            pytest.fail(
+                f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN} ({exc}); the PostgreSQL "
+                "half of the suite must run. Start it with: pg_ctlcluster --skip-systemctl-redirect "
+                "$(ls /etc/postgresql) main start"
+            )
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = _postgres_url(POSTGRES_ADMIN_DSN, name)
+    migrate(url)
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    base = Settings(
+        app_env="development",
+        shopify_api_key=TEST_API_KEY,
+        shopify_api_secret=TEST_API_SECRET,
+        database_url=database_url,
+        offline_word_delay=0.005,
+        stream_flush_interval=0.05,
+        log_level="warning",
+    )
+    return base.with_overrides(**overrides)
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str) -> Iterator[LiveServer]:
+    live = start_app_server(make_settings(database_url))
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def start_server(database_url: str) -> Iterator[Callable[..., LiveServer]]:
+    """Start extra servers (other settings, or a second worker on the same database)."""
+    started: list[LiveServer] = []
+
+    def start(**overrides: object) -> LiveServer:
+        live = start_app_server(make_settings(database_url, **overrides))
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    from sqlalchemy.pool import NullPool
+
+    database = Database(database_url, poolclass=NullPool)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def client(server: LiveServer, db: Database) -> AsyncIterator[ProxyClient]:
+    async with ProxyClient.for_new_shop(server.url, db) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    path = Path(__file__).resolve().parent.parent / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path

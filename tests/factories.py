@@ -1,0 +1,180 @@
+"""Factories: shops, signed app-proxy requests, and reading server-sent events."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from app import repo
+from app.db import Database
+from app.models import Conversation, Message
+from app.shopify import signed_proxy_query
+
+TEST_API_KEY = "test-api-key"
+TEST_API_SECRET = "test-secret-0123456789abcdef"
+UNSET: Any = object()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_shop_domain() -> str:
+    return f"shop-{uuid.uuid4().hex[:10]}.myshopify.com"
+
+
+async def make_shop(
+    db: Database,
+    *,
+    domain: str | None = None,
+    installed: bool = True,
+    faq: list[tuple[str, str]] | None = None,
+    system_prompt: str | None = None,
+) -> str:
+    domain = domain or new_shop_domain()
+    async with db.session() as session:
+        shop = await repo.install_shop(session, domain=domain)
+        shop.system_prompt = system_prompt
+        if faq:
+            assert shop.id is not None
+            await repo.replace_faq(session, shop_id=shop.id, entries=faq)
+    if not installed:
+        async with db.session() as session:
+            await repo.uninstall_shop(session, domain=domain)
+    return domain
+
+
+@dataclass
+class Event:
+    event: str
+    data: dict[str, Any]
+    id: str | None = None
+
+
+@dataclass
+class Turn:
+    status_code: int
+    events: list[Event] = field(default_factory=list)
+    body: Any = None
+
+    @property
+    def text(self) -> str:
+        return "".join(e.data["text"] for e in self.events if e.event == "delta")
+
+    def first(self, name: str) -> Event:
+        return next(e for e in self.events if e.event == name)
+
+    @property
+    def last(self) -> Event:
+        return self.events[-1]
+
+
+async def iter_events(response: httpx.Response) -> AsyncIterator[Event]:
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if "data" in fields:
+                yield Event(fields.get("event", "message"), json.loads(fields["data"]),
+                            fields.get("id"))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            fields[name] = value
+
+
+class ProxyClient:
+    """A storefront as Shopify's app proxy presents it: every request signed for one shop."""
+
+    def __init__(self, base_url: str, shop: str, *, customer_id: str | None = None,
+                 secret: str = TEST_API_SECRET) -> None:
+        self.shop = shop
+        self.customer_id = customer_id
+        self.secret = secret
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
+
+    @classmethod
+    @asynccontextmanager
+    async def for_new_shop(cls, base_url: str, db: Database, **kwargs: Any
+                           ) -> AsyncIterator[ProxyClient]:
+        shop = await make_shop(db)
+        async with cls(base_url, shop, **kwargs) as client:
+            yield client
+
+    async def __aenter__(self) -> ProxyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+
+    def as_shop(self, shop: str, customer_id: str | None = None) -> ProxyClient:
+        other = ProxyClient(str(self.http.base_url), shop, customer_id=customer_id,
+                            secret=self.secret)
+        return other
+
+    def url(self, path: str, params: Mapping[str, str] | None = None, *,
+            customer_id: Any = UNSET, timestamp: int | None = None) -> str:
+        customer = self.customer_id if customer_id is UNSET else customer_id
+        query = signed_proxy_query(
+            shop=self.shop, secret=self.secret, customer_id=customer, extra=params,
+            timestamp=timestamp,
+        )
+        return f"{path}?{query}"
+
+    async def get(self, path: str, params: Mapping[str, str] | None = None,
+                  **kwargs: Any) -> httpx.Response:
+        headers = kwargs.pop("headers", None)
+        return await self.http.get(self.url(path, params, **kwargs), headers=headers)
+
+    async def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        return await self.http.post(self.url(path, **kwargs), json=body)
+
+    @asynccontextmanager
+    async def open_turn(self, session_id: str, message: str, client_message_id: str | None = None,
+                        **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        body = {"session_id": session_id, "message": message}
+        if client_message_id:
+            body["client_message_id"] = client_message_id
+        async with self.http.stream("POST", self.url("/proxy/messages", **kwargs),
+                                    json=body) as response:
+            yield response
+
+    async def send(self, session_id: str, message: str, client_message_id: str | None = None,
+                   **kwargs: Any) -> Turn:
+        async with self.open_turn(session_id, message, client_message_id, **kwargs) as response:
+            return await read_turn(response)
+
+    async def resume(self, session_id: str, message_id: str, last_event_id: str | None = None
+                     ) -> Turn:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        url = self.url(f"/proxy/messages/{message_id}/stream", {"session_id": session_id})
+        async with self.http.stream("GET", url, headers=headers) as response:
+            return await read_turn(response)
+
+    async def history(self, session_id: str, **params: str) -> httpx.Response:
+        return await self.get("/proxy/history", {"session_id": session_id, **params})
+
+
+async def read_turn(response: httpx.Response) -> Turn:
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        return Turn(response.status_code, [e async for e in iter_events(response)])
+    await response.aread()
+    return Turn(response.status_code, body=response.json())
+
+
+async def messages_of(db: Database, shop: str, session_id: str) -> list[Message]:
+    async with db.session() as session:
+        result = await session.execute(
+            sa.select(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)  # type: ignore[arg-type]
+            .join(repo.Shop, repo.Shop.id == Conversation.shop_id)  # type: ignore[arg-type]
+            .where(repo.Shop.domain == shop, Conversation.session_id == session_id)  # type: ignore[arg-type]
+            .order_by(Message.id)  # type: ignore[arg-type]
+        )
+        return list(result.scalars())
