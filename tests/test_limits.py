@@ -1,0 +1,142 @@
+"""Bad input gets a clear 4xx in the documented shape, and nothing half-saved."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.db import Database
+from tests.factories import ProxyClient, messages_of, new_id
+
+
+def _assert_error(response_json: dict, code: str) -> None:
+    assert set(response_json) == {"error"}
+    assert response_json["error"]["code"] == code
+    assert isinstance(response_json["error"]["message"], str) and response_json["error"]["message"]
+
+
+async def test_message_of_4000_characters_is_accepted(client: ProxyClient, db: Database) -> None:
+    session_id = new_id()
+    turn = await client.send(session_id, "x" * 4000)
+    assert turn.status_code == 200
+    assert (await messages_of(db, client.shop, session_id))[0].content == "x" * 4000
+
+
+async def test_message_over_4000_characters_is_413(client: ProxyClient, db: Database) -> None:
+    session_id = new_id()
+    turn = await client.send(session_id, "x" * 4001)
+    assert turn.status_code == 413
+    _assert_error(turn.body, "message_too_long")
+    assert await messages_of(db, client.shop, session_id) == []
+
+
+async def test_limit_counts_after_trimming(client: ProxyClient) -> None:
+    turn = await client.send(new_id(), "   " + "x" * 4000 + "\n\n ")
+    assert turn.status_code == 200
+
+
+@pytest.mark.parametrize("message", ["", "   ", "\n\t "])
+async def test_empty_message_is_400(client: ProxyClient, message: str) -> None:
+    turn = await client.send(new_id(), message)
+    assert turn.status_code == 400
+    _assert_error(turn.body, "empty_message")
+
+
+@pytest.mark.parametrize("body,code", [
+    ({"message": "hi"}, "missing_session_id"),
+    ({"session_id": "not-a-uuid", "message": "hi"}, "invalid_session_id"),
+    ({"session_id": "00000000-0000-1000-8000-000000000000", "message": "hi"}, "invalid_session_id"),
+    ({"session_id": 12, "message": "hi"}, "invalid_session_id"),
+    ({"session_id": "SESSION", "message": "hi", "client_message_id": "x"}, "invalid_session_id"),
+    ({"session_id": "{sid}", "message": "hi", "client_message_id": "abc"},
+     "invalid_client_message_id"),
+    ({"session_id": "{sid}", "message": 5}, "invalid_message"),
+    ({"session_id": "{sid}", "message": ["hi"]}, "invalid_message"),
+    ({"session_id": "{sid}"}, "invalid_message"),
+    ({"session_id": "{sid}", "message": "nul\u0000byte"}, "invalid_message"),
+])
+async def test_bad_fields_are_400(client: ProxyClient, body: dict, code: str) -> None:
+    body = {k: (new_id() if v == "{sid}" else v) for k, v in body.items()}
+    response = await client.post("/proxy/messages", body)
+    assert response.status_code == 400
+    _assert_error(response.json(), code)
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\"text\"", b"", b"\xff\xfe"])
+async def test_malformed_json_is_400(client: ProxyClient, raw: bytes) -> None:
+    response = await client.http.post(
+        client.url("/proxy/messages"), content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    _assert_error(response.json(), "invalid_json")
+
+
+async def test_lone_surrogate_is_400_not_500(client: ProxyClient) -> None:
+    raw = b'{"session_id": "%s", "message": "bad \\ud800 text"}' % new_id().encode()
+    response = await client.http.post(client.url("/proxy/messages"), content=raw)
+    assert response.status_code == 400
+    _assert_error(response.json(), "invalid_message")
+
+
+async def test_huge_body_is_413(client: ProxyClient) -> None:
+    response = await client.http.post(
+        client.url("/proxy/messages"), content=b"{" + b" " * 70_000 + b"}"
+    )
+    assert response.status_code == 413
+    _assert_error(response.json(), "body_too_large")
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/proxy/messages"),
+    ("PUT", "/proxy/messages"),
+    ("DELETE", "/proxy/history"),
+    ("POST", "/proxy/history"),
+    ("GET", "/proxy/sessions/end"),
+    ("POST", "/proxy/sessions/status"),
+    ("GET", "/proxy/messages/{mid}/stop"),
+    ("POST", "/proxy/messages/{mid}/stream"),
+])
+async def test_wrong_method_is_405(client: ProxyClient, method: str, path: str) -> None:
+    response = await client.http.request(method, client.url(path.replace("{mid}", new_id())))
+    assert response.status_code == 405
+    _assert_error(response.json(), "method_not_allowed")
+
+
+async def test_unknown_path_is_404_json(client: ProxyClient) -> None:
+    response = await client.http.get(client.url("/proxy/nope"))
+    assert response.status_code == 404
+    _assert_error(response.json(), "not_found")
+
+
+@pytest.mark.parametrize("params,code", [
+    ({}, "missing_session_id"),
+    ({"session_id": "nope"}, "invalid_session_id"),
+    ({"session_id": "{sid}", "limit": "0"}, "invalid_limit"),
+    ({"session_id": "{sid}", "limit": "101"}, "invalid_limit"),
+    ({"session_id": "{sid}", "limit": "-1"}, "invalid_limit"),
+    ({"session_id": "{sid}", "limit": "ten"}, "invalid_limit"),
+    ({"session_id": "{sid}", "before": "yesterday"}, "invalid_before"),
+])
+async def test_bad_history_parameters_are_400(client: ProxyClient, params: dict, code: str) -> None:
+    params = {k: (new_id() if v == "{sid}" else v) for k, v in params.items()}
+    response = await client.get("/proxy/history", params)
+    assert response.status_code == 400
+    _assert_error(response.json(), code)
+
+
+async def test_bad_ids_in_reply_paths_are_400(client: ProxyClient) -> None:
+    response = await client.get("/proxy/messages/abc/stream", {"session_id": new_id()})
+    assert response.status_code == 400
+    _assert_error(response.json(), "invalid_message_id")
+    response = await client.post("/proxy/messages/abc/stop", {"session_id": new_id()})
+    assert response.status_code == 400
+    response = await client.post(f"/proxy/messages/{new_id()}/stop", {"session_id": "x"})
+    assert response.status_code == 400
+    _assert_error(response.json(), "invalid_session_id")
+
+
+async def test_unknown_reply_is_404(client: ProxyClient) -> None:
+    session_id = new_id()
+    await client.send(session_id, "hello")
+    response = await client.get(f"/proxy/messages/{new_id()}/stream", {"session_id": session_id})
+    assert response.status_code == 404
+    _assert_error(response.json(), "reply_not_found")
