@@ -44,6 +44,7 @@ class Settings:
     offline_word_delay: float = 0.03
     stream_flush_interval: float = 0.2
     stale_stream_after: float = 60.0
+    shutdown_grace: float = 10.0
     log_level: str = "info"
 
     @property
@@ -118,6 +119,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         offline_word_delay=_float(env, "AI_OFFLINE_WORD_DELAY", 0.03),
         stream_flush_interval=_float(env, "STREAM_FLUSH_INTERVAL", 0.2),
         stale_stream_after=_float(env, "STALE_STREAM_AFTER", 60.0),
+        shutdown_grace=_float(env, "SHUTDOWN_GRACE", 10.0),
         log_level=env.get("LOG_LEVEL", "info"),
     )
     check_settings(settings)

@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         provider = make_provider(settings)
         replies = Replies(
             db=db, provider=provider, flush_interval=settings.stream_flush_interval,
-            stale_after=settings.stale_stream_after,
+            stale_after=settings.stale_stream_after, grace=settings.shutdown_grace,
         )
         app.state.chat = AppState(
             settings=settings, db=db, provider=provider, replies=replies,

@@ -94,11 +94,13 @@ class Replies:
         provider: Provider,
         flush_interval: float = 0.2,
         stale_after: float = 60.0,
+        grace: float = 10.0,
     ) -> None:
         self.db = db
         self.provider = provider
         self.flush_interval = flush_interval
         self.stale_after = stale_after
+        self.grace = grace
         self.live: dict[str, LiveReply] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -110,10 +112,10 @@ class Replies:
             asyncio.create_task(self._every(max(1.0, self.stale_after / 4), self.reap)),
         ]
 
-    async def close(self, grace: float = 10.0) -> None:
+    async def close(self) -> None:
         """Let running replies finish for a while, then cut them off as interrupted."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace)
+            await asyncio.wait(set(self._tasks), timeout=self.grace)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -1,0 +1,220 @@
+"""Replies outlive requests: resume, stop, disconnects, batched flushes, dead workers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from app import repo
+from app.db import Database
+from app.models import Message, utcnow
+from tests.factories import ProxyClient, iter_events, make_shop, messages_of, new_id
+
+LONG_QUESTION = "Tell me everything please"
+
+
+async def _wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+async def _reply(db: Database, shop: str, session_id: str) -> Message:
+    return [m for m in await messages_of(db, shop, session_id) if m.role == "assistant"][-1]
+
+
+async def test_resume_after_disconnect_continues_from_last_event_id(start_server, db: Database
+                                                                   ) -> None:
+    slow = start_server(offline_word_delay=0.05)
+    shop = await make_shop(db)
+    async with ProxyClient(slow.url, shop) as client:
+        session_id = new_id()
+        seen = []
+        async with client.open_turn(session_id, LONG_QUESTION) as response:
+            async for event in iter_events(response):
+                seen.append(event)
+                if sum(e.event == "delta" for e in seen) == 3:
+                    break
+        start = seen[0].data
+        last_id = seen[-1].id
+        received = "".join(e.data["text"] for e in seen if e.event == "delta")
+
+        resumed = await client.resume(session_id, start["assistant_message_id"], last_id)
+
+        assert resumed.status_code == 200
+        assert resumed.first("start").data == start
+        assert resumed.last.event == "done"
+        saved = await _reply(db, shop, session_id)
+        assert saved.status == "complete"
+        assert received + resumed.text == saved.content, "no piece lost, none repeated"
+
+
+async def test_resume_of_a_finished_reply_replays_it(client: ProxyClient) -> None:
+    session_id = new_id()
+    turn = await client.send(session_id, "hello")
+    reply_id = turn.first("start").data["assistant_message_id"]
+    replay = await client.resume(session_id, reply_id)
+    assert replay.text == turn.text
+    assert replay.last.event == "done"
+    rest = await client.resume(session_id, reply_id, f"{reply_id}:3")
+    assert rest.text == turn.text[3:]
+    foreign = await client.resume(session_id, reply_id, f"{new_id()}:3")
+    assert foreign.text == turn.text, "an id of another message starts from the beginning"
+
+
+async def test_resume_on_another_worker_follows_the_database(start_server, db: Database) -> None:
+    first = start_server(offline_word_delay=0.05)
+    second = start_server()
+    shop = await make_shop(db)
+    session_id = new_id()
+    async with ProxyClient(first.url, shop) as one, ProxyClient(second.url, shop) as two:
+        async with one.open_turn(session_id, LONG_QUESTION) as response:
+            events = iter_events(response)
+            start = (await anext(events)).data
+            await anext(events)
+            resumed = await two.resume(session_id, start["assistant_message_id"])
+            original = [e async for e in events]
+    assert original[-1].event == "done"
+    saved = await _reply(db, shop, session_id)
+    assert resumed.last.event == "done"
+    assert resumed.text == saved.content
+    assert len([e for e in resumed.events if e.event == "delta"]) > 1, "it streamed, in pieces"
+
+
+async def test_stop_saves_the_partial_reply_as_stopped(start_server, db: Database) -> None:
+    slow = start_server(offline_word_delay=0.05)
+    shop = await make_shop(db)
+    async with ProxyClient(slow.url, shop) as client:
+        session_id = new_id()
+        async with client.open_turn(session_id, LONG_QUESTION) as response:
+            events = iter_events(response)
+            start = (await anext(events)).data
+            await anext(events)
+            stop = await client.post(
+                f"/proxy/messages/{start['assistant_message_id']}/stop", {"session_id": session_id}
+            )
+            rest = [e async for e in events]
+        assert stop.status_code == 200
+        assert stop.json()["status"] == "stopped"
+        assert rest[-1].event == "done"
+        assert rest[-1].data["finish_reason"] == "stopped"
+        saved = await _reply(db, shop, session_id)
+        assert saved.status == "stopped"
+        assert saved.content == stop.json()["content"]
+        assert 0 < len(saved.content) < 60, "partial"
+        assert (await client.send(session_id, "ok, next")).status_code == 200, "no 409 after stop"
+        again = await client.post(
+            f"/proxy/messages/{start['assistant_message_id']}/stop", {"session_id": session_id}
+        )
+        assert again.json()["status"] == "stopped", "stopping twice is harmless"
+
+
+async def test_stop_from_another_worker(start_server, db: Database) -> None:
+    first = start_server(offline_word_delay=0.05)
+    second = start_server()
+    shop = await make_shop(db)
+    session_id = new_id()
+    async with ProxyClient(first.url, shop) as one, ProxyClient(second.url, shop) as two:
+        async with one.open_turn(session_id, LONG_QUESTION) as response:
+            events = iter_events(response)
+            start = (await anext(events)).data
+            await anext(events)
+            stop = await two.post(
+                f"/proxy/messages/{start['assistant_message_id']}/stop", {"session_id": session_id}
+            )
+            rest = [e async for e in events]
+    assert stop.json()["status"] == "stopped"
+    assert rest[-1].data["finish_reason"] == "stopped"
+    saved = await _reply(db, shop, session_id)
+    assert saved.status == "stopped"
+    assert 0 < len(saved.content) < 60
+
+
+async def test_shopper_who_disconnects_loses_nothing(start_server, db: Database) -> None:
+    slow = start_server(offline_word_delay=0.03)
+    shop = await make_shop(db, faq=[("What are your hours?", "We are open from nine to five, "
+                                     "Monday to Friday, and ten to four on Saturdays.")])
+    async with ProxyClient(slow.url, shop) as client:
+        session_id = new_id()
+        async with client.open_turn(session_id, "what are your opening hours?") as response:
+            events = iter_events(response)
+            await anext(events)
+            await anext(events)
+        # The connection is closed; the reply goes on and is saved whole.
+
+        async def finished() -> bool:
+            return (await _reply(db, shop, session_id)).status != "streaming"
+
+        await _wait_for(finished)
+        saved = await _reply(db, shop, session_id)
+        assert saved.status == "complete"
+        assert saved.content == ("We are open from nine to five, Monday to Friday, and ten to "
+                                 "four on Saturdays.")
+
+
+async def test_streaming_text_reaches_the_database_in_batches(start_server, db: Database) -> None:
+    slow = start_server(offline_word_delay=0.05, stream_flush_interval=0.2)
+    shop = await make_shop(db)
+    async with ProxyClient(slow.url, shop) as client:
+        session_id = new_id()
+        snapshots: list[str] = []
+        async with client.open_turn(session_id, LONG_QUESTION) as response:
+            deltas = 0
+            async for event in iter_events(response):
+                if event.event == "delta":
+                    deltas += 1
+                    snapshots.append((await _reply(db, shop, session_id)).content)
+        final = await _reply(db, shop, session_id)
+    partial = [s for s in snapshots if s and s != final.content]
+    assert partial, "text is saved while the reply still streams"
+    assert all(final.content.startswith(s) for s in snapshots)
+    assert len(set(snapshots)) < deltas, "written in batches, not once per token"
+
+
+async def test_replies_of_a_dead_worker_end_as_errors(start_server, db: Database) -> None:
+    shop = await make_shop(db)
+    session_id = new_id()
+    async with db.session() as session:
+        installed = await repo.get_shop(session, domain=shop)
+        assert installed is not None and installed.id is not None
+        conversation = await repo.create_conversation(
+            session, shop_id=installed.id, session_id=session_id, customer_id=None
+        )
+    assert conversation is not None and conversation.id is not None
+    async with db.session() as session:
+        _user, reply = await repo.add_turn(
+            session, conversation_id=conversation.id, content="hello?", client_message_id=None
+        )
+        reply_id = reply.id
+    async with db.session() as session:
+        await session.execute(
+            sa.update(Message).where(Message.id == reply_id)  # type: ignore[arg-type]
+            .values(content="half an ans", updated_at=utcnow() - timedelta(seconds=120))
+        )
+
+    start_server(stale_stream_after=2)  # a new worker sweeps on start and then periodically
+
+    async def reaped() -> bool:
+        return (await _reply(db, shop, session_id)).status == "error"
+
+    await _wait_for(reaped)
+    saved = await _reply(db, shop, session_id)
+    assert saved.error_code == "interrupted"
+    assert saved.content == "half an ans"
+
+
+async def test_worker_shutdown_leaves_nothing_streaming(start_server, db: Database) -> None:
+    slow = start_server(offline_word_delay=2.0, shutdown_grace=0.2)
+    shop = await make_shop(db)
+    session_id = new_id()
+    async with ProxyClient(slow.url, shop) as client:
+        async with client.open_turn(session_id, LONG_QUESTION) as response:
+            events = iter_events(response)
+            await anext(events)
+    await asyncio.to_thread(slow.stop)
+    saved = await _reply(db, shop, session_id)
+    assert saved.status == "error"
+    assert saved.error_code == "interrupted"
