@@ -1,10 +1,11 @@
-"""Command line: `python -m app migrate`, `python -m app shops add SHOP [--access-token T]`."""
+"""Command line: `migrate`, `shops add SHOP [--access-token T]`, and `dev` (development only)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 
 from app import repo
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, Settings, load_settings
 from app.db import Database
 from app.shopify import is_shop_domain
 
@@ -27,27 +28,58 @@ def migrate(database_url: str) -> None:
     command.upgrade(config, "head")
 
 
-async def add_shop(database_url: str, domain: str, access_token: str | None,
-                   faq_file: str | None) -> None:
+async def add_shop(
+    database_url: str, domain: str, access_token: str | None, faq_file: str | None
+) -> None:
     db = Database(database_url)
     try:
         async with db.session() as session:
             shop = await repo.install_shop(session, domain=domain, access_token=access_token)
             if faq_file:
-                entries = json.loads(Path(faq_file).read_text())
+                entries = json.loads(await asyncio.to_thread(Path(faq_file).read_text))
                 assert shop.id is not None
                 await repo.replace_faq(
-                    session, shop_id=shop.id,
+                    session,
+                    shop_id=shop.id,
                     entries=[(e["question"], e["answer"]) for e in entries],
                 )
     finally:
         await db.dispose()
 
 
+def dev(settings: Settings, port: int) -> int:
+    import uvicorn
+
+    from app.demo import DEMO_SHOP, ensure_demo_shop
+
+    if not settings.development:
+        print("error: `dev` runs only with APP_ENV=development", file=sys.stderr)
+        return 2
+    migrate(settings.database_url)
+
+    async def prepare() -> None:
+        db = Database(settings.database_url)
+        try:
+            await ensure_demo_shop(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(prepare())
+    base = f"http://localhost:{port}"
+    print(f"\n  Storefront chat is running ({settings.ai_provider} AI, {settings.database_url})")
+    print(f"  Demo shop:        {DEMO_SHOP}")
+    print(f"  App proxy API:    {base}/proxy/...")
+    print(f"  Health:           {base}/healthz\n", flush=True)
+    uvicorn.run("app.main:app", host="127.0.0.1", port=port, log_level="info")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply database migrations")
+    dev_command = commands.add_parser("dev", help="run the development server (demo shop)")
+    dev_command.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     shops = commands.add_parser("shops", help="manage installed shops")
     shop_commands = shops.add_subparsers(dest="shops_command", required=True)
     add = shop_commands.add_parser("add", help="register an installed shop")
@@ -60,14 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "dev":
+        return dev(settings, args.port)
     if args.command == "migrate":
         migrate(settings.database_url)
         print("migrations applied")
         return 0
     domain = args.shop.strip().lower()
     if not is_shop_domain(domain):
-        print(f"error: {args.shop!r} is not a myshopify domain (like my-shop.myshopify.com)",
-              file=sys.stderr)
+        print(
+            f"error: {args.shop!r} is not a myshopify domain (like my-shop.myshopify.com)",
+            file=sys.stderr,
+        )
         return 2
     asyncio.run(add_shop(settings.database_url, domain, args.access_token, args.faq))
     print(f"{domain} registered")

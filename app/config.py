@@ -8,8 +8,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PLACEHOLDER_SECRETS = frozenset(
-    {"", "changeme", "change-me", "secret", "placeholder", "dev-secret", "xxx", "test",
-     "development-api-key", "development-secret-not-for-production"}
+    {
+        "",
+        "changeme",
+        "change-me",
+        "secret",
+        "placeholder",
+        "dev-secret",
+        "xxx",
+        "test",
+        "development-api-key",
+        "development-secret-not-for-production",
+    }
 )
 DEFAULT_SYSTEM_PROMPT = (
     "You are the friendly shopping assistant of this online store. Answer questions about "
@@ -135,10 +145,17 @@ def check_settings(settings: Settings) -> None:
         problems.append("SHOPIFY_API_KEY is missing or a placeholder")
     secret = settings.shopify_api_secret.strip()
     if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
-        problems.append("SHOPIFY_API_SECRET is missing, a placeholder or shorter than 16 characters")
-    if settings.ai_provider != "offline" and not settings.ai_api_key and settings.ai_base_url in (
-        "https://api.openai.com/v1",
-        "https://api.anthropic.com",
+        problems.append(
+            "SHOPIFY_API_SECRET is missing, a placeholder or shorter than 16 characters"
+        )
+    if (
+        settings.ai_provider != "offline"
+        and not settings.ai_api_key
+        and settings.ai_base_url
+        in (
+            "https://api.openai.com/v1",
+            "https://api.anthropic.com",
+        )
     ):
         problems.append(f"AI_API_KEY is required for AI_PROVIDER={settings.ai_provider}")
     if problems:

@@ -28,7 +28,11 @@ class ApiError(Exception):
     status_code = 400
 
     def __init__(
-        self, code: str, message: str, *, status_code: int | None = None,
+        self,
+        code: str,
+        message: str,
+        *,
+        status_code: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)

@@ -34,13 +34,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         db = Database(settings.database_url)
         provider = make_provider(settings)
         replies = Replies(
-            db=db, provider=provider, flush_interval=settings.stream_flush_interval,
-            stale_after=settings.stale_stream_after, grace=settings.shutdown_grace,
+            db=db,
+            provider=provider,
+            flush_interval=settings.stream_flush_interval,
+            stale_after=settings.stale_stream_after,
+            grace=settings.shutdown_grace,
         )
         app.state.chat = AppState(
-            settings=settings, db=db, provider=provider, replies=replies,
-            shopify=Shopify(api_key=settings.shopify_api_key,
-                            api_secret=settings.shopify_api_secret),
+            settings=settings,
+            db=db,
+            provider=provider,
+            replies=replies,
+            shopify=Shopify(
+                api_key=settings.shopify_api_key, api_secret=settings.shopify_api_secret
+            ),
         )
         await replies.start()
         try:
@@ -54,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         debug=False,
         routes=routes,
-        exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        exception_handlers=exception_handlers,
         lifespan=lifespan,
     )
 

@@ -124,8 +124,9 @@ class Replies:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
 
-    def begin(self, *, message_id: int, public_id: str, conversation_id: int,
-              request: ReplyRequest) -> LiveReply:
+    def begin(
+        self, *, message_id: int, public_id: str, conversation_id: int, request: ReplyRequest
+    ) -> LiveReply:
         reply = LiveReply(
             message_id=message_id, public_id=public_id, conversation_id=conversation_id
         )
@@ -172,12 +173,14 @@ class Replies:
             try:
                 async with self.db.session() as session:
                     await repo.finish_reply(
-                        session, message_id=reply.message_id, content=reply.text,
-                        status=status, finish_reason=finish, error_code=error,
+                        session,
+                        message_id=reply.message_id,
+                        content=reply.text,
+                        status=status,
+                        finish_reason=finish,
+                        error_code=error,
                     )
-                    await repo.touch_conversation(
-                        session, conversation_id=reply.conversation_id
-                    )
+                    await repo.touch_conversation(session, conversation_id=reply.conversation_id)
                 break
             except Exception:
                 log.exception("saving reply %s failed (attempt %d)", reply.public_id, attempt + 1)
@@ -190,7 +193,8 @@ class Replies:
         now = time.monotonic()
         heartbeat = self.stale_after / 4
         due = [
-            r for r in list(self.live.values())
+            r
+            for r in list(self.live.values())
             if not r.finished.is_set()
             and (len(r.text) != r.flushed or now - r.flushed_at >= heartbeat)
         ]

@@ -6,18 +6,26 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.models import Conversation, FaqEntry, Message, Shop, utcnow
 
 messages_table = Message.__table__  # type: ignore[attr-defined]
 
+
+def _rowcount(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
 # ---- shops -----------------------------------------------------------------------------
 
 
 async def get_shop(session: AsyncSession, *, domain: str) -> Shop | None:
-    result = await session.execute(sa.select(Shop).where(Shop.domain == domain))  # type: ignore[arg-type]
+    result = await session.execute(sa.select(Shop).where(col(Shop.domain) == domain))
     return result.scalar_one_or_none()
 
 
@@ -41,16 +49,16 @@ async def install_shop(
 async def uninstall_shop(session: AsyncSession, *, domain: str) -> bool:
     result = await session.execute(
         sa.update(Shop)
-        .where(Shop.domain == domain)  # type: ignore[arg-type]
+        .where(col(Shop.domain) == domain)
         .values(installed=False, access_token=None, uninstalled_at=utcnow())
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(_rowcount(result))
 
 
 async def replace_faq(
     session: AsyncSession, *, shop_id: int, entries: Sequence[tuple[str, str]]
 ) -> None:
-    await session.execute(sa.delete(FaqEntry).where(FaqEntry.shop_id == shop_id))  # type: ignore[arg-type]
+    await session.execute(sa.delete(FaqEntry).where(col(FaqEntry.shop_id) == shop_id))
     session.add_all(
         FaqEntry(shop_id=shop_id, question=q, answer=a, position=i)
         for i, (q, a) in enumerate(entries)
@@ -61,8 +69,8 @@ async def replace_faq(
 async def list_faq(session: AsyncSession, *, shop_id: int) -> list[FaqEntry]:
     result = await session.execute(
         sa.select(FaqEntry)
-        .where(FaqEntry.shop_id == shop_id)  # type: ignore[arg-type]
-        .order_by(FaqEntry.position, FaqEntry.id)  # type: ignore[arg-type]
+        .where(col(FaqEntry.shop_id) == shop_id)
+        .order_by(col(FaqEntry.position), col(FaqEntry.id))
     )
     return list(result.scalars())
 
@@ -75,8 +83,8 @@ async def get_conversation(
 ) -> Conversation | None:
     result = await session.execute(
         sa.select(Conversation).where(
-            Conversation.shop_id == shop_id,  # type: ignore[arg-type]
-            Conversation.session_id == session_id,  # type: ignore[arg-type]
+            col(Conversation.shop_id) == shop_id,
+            col(Conversation.session_id) == session_id,
         )
     )
     return result.scalar_one_or_none()
@@ -103,9 +111,7 @@ async def touch_conversation(
     if customer_id is not None:
         values["customer_id"] = customer_id
     await session.execute(
-        sa.update(Conversation)
-        .where(Conversation.id == conversation_id)  # type: ignore[arg-type]
-        .values(**values)
+        sa.update(Conversation).where(col(Conversation.id) == conversation_id).values(**values)
     )
 
 
@@ -113,7 +119,7 @@ async def end_conversation(session: AsyncSession, *, conversation_id: int) -> No
     now = utcnow()
     await session.execute(
         sa.update(Conversation)
-        .where(Conversation.id == conversation_id)  # type: ignore[arg-type]
+        .where(col(Conversation.id) == conversation_id)
         .values(status="ended", ended_at=now, last_activity_at=now)
     )
 
@@ -131,14 +137,24 @@ async def add_turn(
     """The shopper's message and an empty streaming reply; the caller commits both at once."""
     now = utcnow()
     user = Message(
-        conversation_id=conversation_id, role="user", content=content, status="complete",
-        client_message_id=client_message_id, created_at=now, updated_at=now,
+        conversation_id=conversation_id,
+        role="user",
+        content=content,
+        status="complete",
+        client_message_id=client_message_id,
+        created_at=now,
+        updated_at=now,
     )
     session.add(user)
     await session.flush()
     reply = Message(
-        conversation_id=conversation_id, role="assistant", content="", status="streaming",
-        reply_to_id=user.id, created_at=now + timedelta(microseconds=1), updated_at=now,
+        conversation_id=conversation_id,
+        role="assistant",
+        content="",
+        status="streaming",
+        reply_to_id=user.id,
+        created_at=now + timedelta(microseconds=1),
+        updated_at=now,
     )
     session.add(reply)
     await session.flush()
@@ -150,8 +166,8 @@ async def find_turn(
 ) -> tuple[Message, Message | None] | None:
     result = await session.execute(
         sa.select(Message).where(
-            Message.conversation_id == conversation_id,  # type: ignore[arg-type]
-            Message.client_message_id == client_message_id,  # type: ignore[arg-type]
+            col(Message.conversation_id) == conversation_id,
+            col(Message.client_message_id) == client_message_id,
         )
     )
     user = result.scalar_one_or_none()
@@ -159,8 +175,8 @@ async def find_turn(
         return None
     result = await session.execute(
         sa.select(Message)
-        .where(Message.reply_to_id == user.id)  # type: ignore[arg-type]
-        .order_by(Message.id.desc())  # type: ignore[union-attr]
+        .where(col(Message.reply_to_id) == user.id)
+        .order_by(col(Message.id).desc())
         .limit(1)
     )
     return user, result.scalar_one_or_none()
@@ -170,11 +186,12 @@ async def restart_failed_reply(session: AsyncSession, *, message_id: int) -> boo
     """Turn a failed reply back into a streaming one, for a retry of the same turn."""
     result = await session.execute(
         sa.update(Message)
-        .where(Message.id == message_id, Message.status == "error")  # type: ignore[arg-type]
-        .values(status="streaming", content="", error_code=None, finish_reason=None,
-                updated_at=utcnow())
+        .where(col(Message.id) == message_id, col(Message.status) == "error")
+        .values(
+            status="streaming", content="", error_code=None, finish_reason=None, updated_at=utcnow()
+        )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(_rowcount(result))
 
 
 async def get_message(
@@ -182,8 +199,8 @@ async def get_message(
 ) -> Message | None:
     result = await session.execute(
         sa.select(Message).where(
-            Message.conversation_id == conversation_id,  # type: ignore[arg-type]
-            Message.public_id == public_id,  # type: ignore[arg-type]
+            col(Message.conversation_id) == conversation_id,
+            col(Message.public_id) == public_id,
         )
     )
     return result.scalar_one_or_none()
@@ -197,15 +214,17 @@ async def history_page(
     session: AsyncSession, *, conversation_id: int, limit: int, before: str | None
 ) -> tuple[list[Message], bool]:
     """The newest `limit` messages older than `before`, oldest first, and whether more exist."""
-    query = sa.select(Message).where(Message.conversation_id == conversation_id)  # type: ignore[arg-type]
+    query = sa.select(Message).where(col(Message.conversation_id) == conversation_id)
     if before is not None:
         cursor = (
-            sa.select(Message.id)
-            .where(Message.conversation_id == conversation_id, Message.public_id == before)  # type: ignore[arg-type]
+            sa.select(col(Message.id))
+            .where(
+                col(Message.conversation_id) == conversation_id, col(Message.public_id) == before
+            )
             .scalar_subquery()
         )
-        query = query.where(Message.id < cursor)  # type: ignore[arg-type,operator]
-    result = await session.execute(query.order_by(Message.id.desc()).limit(limit + 1))  # type: ignore[union-attr]
+        query = query.where(col(Message.id) < cursor)
+    result = await session.execute(query.order_by(col(Message.id).desc()).limit(limit + 1))
     rows = list(result.scalars())
     more = len(rows) > limit
     rows = rows[:limit]
@@ -220,12 +239,12 @@ async def recent_context(
     result = await session.execute(
         sa.select(Message)
         .where(
-            Message.conversation_id == conversation_id,  # type: ignore[arg-type]
-            Message.id < before_id,  # type: ignore[arg-type,operator]
-            Message.status.in_(("complete", "stopped")),  # type: ignore[attr-defined]
-            Message.content != "",  # type: ignore[arg-type]
+            col(Message.conversation_id) == conversation_id,
+            col(Message.id) < before_id,
+            col(Message.status).in_(("complete", "stopped")),
+            col(Message.content) != "",
         )
-        .order_by(Message.id.desc())  # type: ignore[union-attr]
+        .order_by(col(Message.id).desc())
         .limit(limit)
     )
     rows = list(result.scalars())
@@ -233,9 +252,7 @@ async def recent_context(
     return rows
 
 
-async def save_progress(
-    session: AsyncSession, *, progress: Sequence[tuple[int, str]]
-) -> set[int]:
+async def save_progress(session: AsyncSession, *, progress: Sequence[tuple[int, str]]) -> set[int]:
     """Write streaming text in one batch; return the ids that are no longer streaming."""
     if not progress:
         return set()
@@ -250,12 +267,12 @@ async def save_progress(
         [{"b_id": message_id, "b_content": content} for message_id, content in progress],
     )
     result = await session.execute(
-        sa.select(Message.id).where(
-            Message.id.in_([message_id for message_id, _ in progress]),  # type: ignore[union-attr]
-            Message.status != "streaming",  # type: ignore[arg-type]
+        sa.select(col(Message.id)).where(
+            col(Message.id).in_([message_id for message_id, _ in progress]),
+            col(Message.status) != "streaming",
         )
     )
-    return set(result.scalars())
+    return {int(message_id) for message_id in result.scalars() if message_id is not None}
 
 
 async def finish_reply(
@@ -269,9 +286,14 @@ async def finish_reply(
 ) -> None:
     await session.execute(
         sa.update(Message)
-        .where(Message.id == message_id)  # type: ignore[arg-type]
-        .values(content=content, status=status, finish_reason=finish_reason,
-                error_code=error_code, updated_at=utcnow())
+        .where(col(Message.id) == message_id)
+        .values(
+            content=content,
+            status=status,
+            finish_reason=finish_reason,
+            error_code=error_code,
+            updated_at=utcnow(),
+        )
     )
 
 
@@ -279,10 +301,10 @@ async def mark_stopped(session: AsyncSession, *, message_id: int) -> bool:
     """Stop a reply that another worker is writing; it notices on its next flush."""
     result = await session.execute(
         sa.update(Message)
-        .where(Message.id == message_id, Message.status == "streaming")  # type: ignore[arg-type]
+        .where(col(Message.id) == message_id, col(Message.status) == "streaming")
         .values(status="stopped", finish_reason="stopped", updated_at=utcnow())
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(_rowcount(result))
 
 
 async def reap_stale_replies(
@@ -290,20 +312,20 @@ async def reap_stale_replies(
 ) -> int:
     """Replies whose worker stopped writing (it died): they end as errors, not `streaming`."""
     query = sa.update(Message).where(
-        Message.status == "streaming",  # type: ignore[arg-type]
-        Message.updated_at < older_than,  # type: ignore[arg-type,operator]
+        col(Message.status) == "streaming",
+        col(Message.updated_at) < older_than,
     )
     if keep:
-        query = query.where(Message.id.not_in(list(keep)))  # type: ignore[union-attr]
+        query = query.where(col(Message.id).not_in(list(keep)))
     result = await session.execute(
         query.values(status="error", error_code="interrupted", updated_at=utcnow())
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return _rowcount(result)
 
 
 async def stop_conversation_replies(session: AsyncSession, *, conversation_id: int) -> None:
     await session.execute(
         sa.update(Message)
-        .where(Message.conversation_id == conversation_id, Message.status == "streaming")  # type: ignore[arg-type]
+        .where(col(Message.conversation_id) == conversation_id, col(Message.status) == "streaming")
         .values(status="stopped", finish_reason="stopped", updated_at=utcnow())
     )

@@ -71,7 +71,9 @@ class Shopify:
             )
         shop = dict(pairs).get("shop", "")
         if not is_shop_domain(shop):
-            raise ProxyVerificationError("invalid_shop", "The signed shop is not a myshopify domain.")
+            raise ProxyVerificationError(
+                "invalid_shop", "The signed shop is not a myshopify domain."
+            )
         customer = dict(pairs).get("logged_in_customer_id") or None
         return ProxyIdentity(shop=shop.lower(), customer_id=customer)
 

@@ -41,11 +41,22 @@ def parse_last_event_id(value: str | None, public_id: str) -> int:
 
 def _ending(public_id: str, status: str, finish: str | None, error: str | None) -> bytes:
     if status == "error":
-        return sse("error", {"code": error or "internal_error", "message": error_message(error),
-                             "assistant_message_id": public_id})
-    return sse("done", {"assistant_message_id": public_id,
-                        "finish_reason": finish or ("stopped" if status == "stopped" else "stop"),
-                        "status": status})
+        return sse(
+            "error",
+            {
+                "code": error or "internal_error",
+                "message": error_message(error),
+                "assistant_message_id": public_id,
+            },
+        )
+    return sse(
+        "done",
+        {
+            "assistant_message_id": public_id,
+            "finish_reason": finish or ("stopped" if status == "stopped" else "stop"),
+            "status": status,
+        },
+    )
 
 
 async def reply_events(

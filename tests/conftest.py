@@ -17,7 +17,9 @@ from app.db import Database
 from tests.factories import TEST_API_KEY, TEST_API_SECRET, ProxyClient
 from tests.servers import LiveServer, start_app_server
 
-POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _postgres_url(dsn: str, database: str) -> str:
@@ -26,7 +28,9 @@ def _postgres_url(dsn: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'chat.sqlite3'}"
         migrate(url)
@@ -40,8 +44,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         except (OSError, asyncpg.PostgresError) as exc:
             pytest.fail(
                 f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN} ({exc}); the PostgreSQL "
-                "half of the suite must run. Start it with: pg_ctlcluster --skip-systemctl-redirect "
-                "$(ls /etc/postgresql) main start"
+                "half of the suite must run. Start it with: scripts/ensure-postgres"
             )
         try:
             await connection.execute(sql)

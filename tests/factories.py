@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from sqlmodel import col
 
 from app import repo
 from app.db import Database
@@ -81,8 +82,9 @@ async def iter_events(response: httpx.Response) -> AsyncIterator[Event]:
     async for line in response.aiter_lines():
         if line == "":
             if "data" in fields:
-                yield Event(fields.get("event", "message"), json.loads(fields["data"]),
-                            fields.get("id"))
+                yield Event(
+                    fields.get("event", "message"), json.loads(fields["data"]), fields.get("id")
+                )
             fields = {}
         elif not line.startswith(":"):
             name, _, value = line.partition(": ")
@@ -92,8 +94,14 @@ async def iter_events(response: httpx.Response) -> AsyncIterator[Event]:
 class ProxyClient:
     """A storefront as Shopify's app proxy presents it: every request signed for one shop."""
 
-    def __init__(self, base_url: str, shop: str, *, customer_id: str | None = None,
-                 secret: str = TEST_API_SECRET) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        shop: str,
+        *,
+        customer_id: str | None = None,
+        secret: str = TEST_API_SECRET,
+    ) -> None:
         self.shop = shop
         self.customer_id = customer_id
         self.secret = secret
@@ -101,8 +109,9 @@ class ProxyClient:
 
     @classmethod
     @asynccontextmanager
-    async def for_new_shop(cls, base_url: str, db: Database, **kwargs: Any
-                           ) -> AsyncIterator[ProxyClient]:
+    async def for_new_shop(
+        cls, base_url: str, db: Database, **kwargs: Any
+    ) -> AsyncIterator[ProxyClient]:
         shop = await make_shop(db)
         async with cls(base_url, shop, **kwargs) as client:
             yield client
@@ -114,21 +123,32 @@ class ProxyClient:
         await self.http.aclose()
 
     def as_shop(self, shop: str, customer_id: str | None = None) -> ProxyClient:
-        other = ProxyClient(str(self.http.base_url), shop, customer_id=customer_id,
-                            secret=self.secret)
+        other = ProxyClient(
+            str(self.http.base_url), shop, customer_id=customer_id, secret=self.secret
+        )
         return other
 
-    def url(self, path: str, params: Mapping[str, str] | None = None, *,
-            customer_id: Any = UNSET, timestamp: int | None = None) -> str:
+    def url(
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        customer_id: Any = UNSET,
+        timestamp: int | None = None,
+    ) -> str:
         customer = self.customer_id if customer_id is UNSET else customer_id
         query = signed_proxy_query(
-            shop=self.shop, secret=self.secret, customer_id=customer, extra=params,
+            shop=self.shop,
+            secret=self.secret,
+            customer_id=customer,
+            extra=params,
             timestamp=timestamp,
         )
         return f"{path}?{query}"
 
-    async def get(self, path: str, params: Mapping[str, str] | None = None,
-                  **kwargs: Any) -> httpx.Response:
+    async def get(
+        self, path: str, params: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
         headers = kwargs.pop("headers", None)
         return await self.http.get(self.url(path, params, **kwargs), headers=headers)
 
@@ -136,22 +156,26 @@ class ProxyClient:
         return await self.http.post(self.url(path, **kwargs), json=body)
 
     @asynccontextmanager
-    async def open_turn(self, session_id: str, message: str, client_message_id: str | None = None,
-                        **kwargs: Any) -> AsyncIterator[httpx.Response]:
+    async def open_turn(
+        self, session_id: str, message: str, client_message_id: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[httpx.Response]:
         body = {"session_id": session_id, "message": message}
         if client_message_id:
             body["client_message_id"] = client_message_id
-        async with self.http.stream("POST", self.url("/proxy/messages", **kwargs),
-                                    json=body) as response:
+        async with self.http.stream(
+            "POST", self.url("/proxy/messages", **kwargs), json=body
+        ) as response:
             yield response
 
-    async def send(self, session_id: str, message: str, client_message_id: str | None = None,
-                   **kwargs: Any) -> Turn:
+    async def send(
+        self, session_id: str, message: str, client_message_id: str | None = None, **kwargs: Any
+    ) -> Turn:
         async with self.open_turn(session_id, message, client_message_id, **kwargs) as response:
             return await read_turn(response)
 
-    async def resume(self, session_id: str, message_id: str, last_event_id: str | None = None
-                     ) -> Turn:
+    async def resume(
+        self, session_id: str, message_id: str, last_event_id: str | None = None
+    ) -> Turn:
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         url = self.url(f"/proxy/messages/{message_id}/stream", {"session_id": session_id})
         async with self.http.stream("GET", url, headers=headers) as response:
@@ -172,9 +196,9 @@ async def messages_of(db: Database, shop: str, session_id: str) -> list[Message]
     async with db.session() as session:
         result = await session.execute(
             sa.select(Message)
-            .join(Conversation, Conversation.id == Message.conversation_id)  # type: ignore[arg-type]
-            .join(repo.Shop, repo.Shop.id == Conversation.shop_id)  # type: ignore[arg-type]
-            .where(repo.Shop.domain == shop, Conversation.session_id == session_id)  # type: ignore[arg-type]
-            .order_by(Message.id)  # type: ignore[arg-type]
+            .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+            .join(repo.Shop, col(repo.Shop.id) == col(Conversation.shop_id))
+            .where(col(repo.Shop.domain) == shop, col(Conversation.session_id) == session_id)
+            .order_by(col(Message.id))
         )
         return list(result.scalars())

@@ -25,15 +25,18 @@ class FakeUpstream:
         self.tokens = list(TOKENS)
         self.delay = 0.01
         self.requests: list[dict[str, Any]] = []
-        self.app = Starlette(routes=[
-            Route("/v1/chat/completions", self.openai, methods=["POST"]),
-            Route("/v1/messages", self.anthropic, methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.openai, methods=["POST"]),
+                Route("/v1/messages", self.anthropic, methods=["POST"]),
+            ]
+        )
 
     async def _record(self, request: Request) -> dict[str, Any]:
         body = await request.json()
-        self.requests.append({"headers": dict(request.headers), "body": body,
-                              "path": request.url.path})
+        self.requests.append(
+            {"headers": dict(request.headers), "body": body, "path": request.url.path}
+        )
         return body
 
     def _failure(self) -> Response | None:
@@ -73,16 +76,22 @@ class FakeUpstream:
             return failure
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            payload = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
-                       "model": body.get("model"),
-                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            payload = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body.get("model"),
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             return f"data: {json.dumps(payload)}\n\n".encode()
 
         frames = [chunk({"role": "assistant", "content": ""})]
         prefix = len(frames)
         frames += [chunk({"content": token}) for token in self.tokens]
         closing = [chunk({}, "stop"), b"data: [DONE]\n\n"]
-        return StreamingResponse(self._body(frames, closing, prefix), media_type="text/event-stream")
+        return StreamingResponse(
+            self._body(frames, closing, prefix), media_type="text/event-stream"
+        )
 
     async def anthropic(self, request: Request) -> Response:
         await self._record(request)
@@ -94,28 +103,66 @@ class FakeUpstream:
             return f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode()
 
         frames = [
-            event("message_start", {"type": "message_start", "message": {
-                "id": "msg_1", "type": "message", "role": "assistant", "content": [],
-                "model": "claude-test", "stop_reason": None, "stop_sequence": None,
-                "usage": {"input_tokens": 10, "output_tokens": 1}}}),
-            event("content_block_start", {"type": "content_block_start", "index": 0,
-                                           "content_block": {"type": "text", "text": ""}}),
+            event(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [],
+                        "model": "claude-test",
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 10, "output_tokens": 1},
+                    },
+                },
+            ),
+            event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
             event("ping", {"type": "ping"}),
         ]
         prefix = len(frames)
         frames += [
-            event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                           "delta": {"type": "text_delta", "text": token}})
+            event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": token},
+                },
+            )
             for token in self.tokens
         ]
         closing = [
             event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            event("message_delta", {"type": "message_delta",
-                                     "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                     "usage": {"output_tokens": 15}}),
+            event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": 15},
+                },
+            ),
             event("message_stop", {"type": "message_stop"}),
         ]
         if self.scenario == "error_event":
-            closing = [event("error", {"type": "error", "error": {
-                "type": "overloaded_error", "message": "Overloaded"}})]
-        return StreamingResponse(self._body(frames, closing, prefix), media_type="text/event-stream")
+            closing = [
+                event(
+                    "error",
+                    {
+                        "type": "error",
+                        "error": {"type": "overloaded_error", "message": "Overloaded"},
+                    },
+                )
+            ]
+        return StreamingResponse(
+            self._body(frames, closing, prefix), media_type="text/event-stream"
+        )

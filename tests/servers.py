@@ -38,7 +38,10 @@ def serve(app: Any, *, timeout_graceful_shutdown: float = 5) -> LiveServer:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="on", access_log=False,
+        app,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
         timeout_graceful_shutdown=int(timeout_graceful_shutdown),
     )
     server = uvicorn.Server(config)

@@ -30,12 +30,17 @@ def fake(upstream: tuple[FakeUpstream, LiveServer]) -> Iterator[FakeUpstream]:
     fake.scenario = "ok"
 
 
-def _provider_server(start_server: Callable[..., LiveServer], upstream_url: str, provider: str,
-                     **overrides: object) -> LiveServer:
+def _provider_server(
+    start_server: Callable[..., LiveServer], upstream_url: str, provider: str, **overrides: object
+) -> LiveServer:
     base = upstream_url + ("/v1" if provider == "openai" else "")
     settings: dict[str, object] = {
-        "ai_provider": provider, "ai_base_url": base, "ai_api_key": "sk-test-key",
-        "ai_model": "test-model", "ai_timeout": 1.0, **overrides,
+        "ai_provider": provider,
+        "ai_base_url": base,
+        "ai_api_key": "sk-test-key",
+        "ai_model": "test-model",
+        "ai_timeout": 1.0,
+        **overrides,
     }
     return start_server(**settings)
 
@@ -60,8 +65,10 @@ async def test_reply_streams_token_by_token(
     assert sent["body"]["model"] == "test-model"
     if provider == "openai":
         assert sent["headers"]["authorization"] == "Bearer sk-test-key"
-        assert sent["body"]["messages"][0] == {"role": "system",
-                                               "content": "You sell hats. Be brief."}
+        assert sent["body"]["messages"][0] == {
+            "role": "system",
+            "content": "You sell hats. Be brief.",
+        }
         assert sent["body"]["messages"][-1] == {"role": "user", "content": "Do you have red hats?"}
     else:
         assert sent["headers"]["x-api-key"] == "sk-test-key"
@@ -79,8 +86,9 @@ async def test_model_gets_the_newest_conversation_that_fits_the_budget(
     async with ProxyClient(server.url, shop) as client:
         session_id = new_id()
         for i in range(4):
-            assert (await client.send(session_id, f"question number {i} " + "x" * 20)
-                    ).status_code == 200
+            assert (
+                await client.send(session_id, f"question number {i} " + "x" * 20)
+            ).status_code == 200
     sent = fake.requests[-1]["body"]["messages"]
     contents = [m["content"] for m in sent if m["role"] != "system"]
     assert contents[-1].startswith("question number 3")
@@ -103,7 +111,12 @@ FAILURES = [
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("scenario,code", FAILURES)
 async def test_upstream_failure_becomes_an_error_event(
-    provider: str, scenario: str, code: str, fake: FakeUpstream, upstream, start_server,
+    provider: str,
+    scenario: str,
+    code: str,
+    fake: FakeUpstream,
+    upstream,
+    start_server,
     db: Database,
 ) -> None:
     server = _provider_server(start_server, upstream[1].url, provider)
@@ -128,8 +141,9 @@ async def test_upstream_failure_becomes_an_error_event(
         assert after.last.event == "done", "the service keeps serving"
 
 
-async def test_anthropic_error_event(fake: FakeUpstream, upstream, start_server, db: Database
-                                     ) -> None:
+async def test_anthropic_error_event(
+    fake: FakeUpstream, upstream, start_server, db: Database
+) -> None:
     server = _provider_server(start_server, upstream[1].url, "anthropic")
     shop = await make_shop(db)
     fake.scenario = "error_event"
@@ -170,8 +184,10 @@ async def test_retry_after_a_failure_regenerates_the_same_turn(
     assert retried.first("start").data == failed.first("start").data
     saved = await messages_of(db, shop, session_id)
     assert [(m.role, m.status, m.content) for m in saved] == [
-        ("user", "complete", "hello?"), ("assistant", "complete", "Hello from the model.")
+        ("user", "complete", "hello?"),
+        ("assistant", "complete", "Hello from the model."),
     ]
     assert len(fake.requests) == 2
-    assert [m["content"] for m in fake.requests[-1]["body"]["messages"]
-            if m["role"] == "user"] == ["hello?"], "the failed reply is not sent as context"
+    assert [m["content"] for m in fake.requests[-1]["body"]["messages"] if m["role"] == "user"] == [
+        "hello?"
+    ], "the failed reply is not sent as context"

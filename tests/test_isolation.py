@@ -68,8 +68,9 @@ async def test_a_customers_conversation_is_hidden_from_others(server, db: Databa
             assert ended.json()["status"] == "unknown"
 
     async with ProxyClient(server.url, shop, customer_id="1001") as alice:
-        assert (await alice.get("/proxy/sessions/status", {"session_id": session_id})
-                ).json()["status"] == "active"
+        assert (await alice.get("/proxy/sessions/status", {"session_id": session_id})).json()[
+            "status"
+        ] == "active"
     saved = await messages_of(db, shop, session_id)
     assert [m.content for m in saved if m.role == "user"] == ["where is my order 1234?"]
 

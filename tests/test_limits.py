@@ -41,19 +41,30 @@ async def test_empty_message_is_400(client: ProxyClient, message: str) -> None:
     _assert_error(turn.body, "empty_message")
 
 
-@pytest.mark.parametrize("body,code", [
-    ({"message": "hi"}, "missing_session_id"),
-    ({"session_id": "not-a-uuid", "message": "hi"}, "invalid_session_id"),
-    ({"session_id": "00000000-0000-1000-8000-000000000000", "message": "hi"}, "invalid_session_id"),
-    ({"session_id": 12, "message": "hi"}, "invalid_session_id"),
-    ({"session_id": "SESSION", "message": "hi", "client_message_id": "x"}, "invalid_session_id"),
-    ({"session_id": "{sid}", "message": "hi", "client_message_id": "abc"},
-     "invalid_client_message_id"),
-    ({"session_id": "{sid}", "message": 5}, "invalid_message"),
-    ({"session_id": "{sid}", "message": ["hi"]}, "invalid_message"),
-    ({"session_id": "{sid}"}, "invalid_message"),
-    ({"session_id": "{sid}", "message": "nul\u0000byte"}, "invalid_message"),
-])
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        ({"message": "hi"}, "missing_session_id"),
+        ({"session_id": "not-a-uuid", "message": "hi"}, "invalid_session_id"),
+        (
+            {"session_id": "00000000-0000-1000-8000-000000000000", "message": "hi"},
+            "invalid_session_id",
+        ),
+        ({"session_id": 12, "message": "hi"}, "invalid_session_id"),
+        (
+            {"session_id": "SESSION", "message": "hi", "client_message_id": "x"},
+            "invalid_session_id",
+        ),
+        (
+            {"session_id": "{sid}", "message": "hi", "client_message_id": "abc"},
+            "invalid_client_message_id",
+        ),
+        ({"session_id": "{sid}", "message": 5}, "invalid_message"),
+        ({"session_id": "{sid}", "message": ["hi"]}, "invalid_message"),
+        ({"session_id": "{sid}"}, "invalid_message"),
+        ({"session_id": "{sid}", "message": "nul\u0000byte"}, "invalid_message"),
+    ],
+)
 async def test_bad_fields_are_400(client: ProxyClient, body: dict, code: str) -> None:
     body = {k: (new_id() if v == "{sid}" else v) for k, v in body.items()}
     response = await client.post("/proxy/messages", body)
@@ -61,7 +72,7 @@ async def test_bad_fields_are_400(client: ProxyClient, body: dict, code: str) ->
     _assert_error(response.json(), code)
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\"text\"", b"", b"\xff\xfe"])
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"', b"", b"\xff\xfe"])
 async def test_malformed_json_is_400(client: ProxyClient, raw: bytes) -> None:
     response = await client.http.post(
         client.url("/proxy/messages"), content=raw, headers={"content-type": "application/json"}
@@ -85,16 +96,19 @@ async def test_huge_body_is_413(client: ProxyClient) -> None:
     _assert_error(response.json(), "body_too_large")
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/proxy/messages"),
-    ("PUT", "/proxy/messages"),
-    ("DELETE", "/proxy/history"),
-    ("POST", "/proxy/history"),
-    ("GET", "/proxy/sessions/end"),
-    ("POST", "/proxy/sessions/status"),
-    ("GET", "/proxy/messages/{mid}/stop"),
-    ("POST", "/proxy/messages/{mid}/stream"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/proxy/messages"),
+        ("PUT", "/proxy/messages"),
+        ("DELETE", "/proxy/history"),
+        ("POST", "/proxy/history"),
+        ("GET", "/proxy/sessions/end"),
+        ("POST", "/proxy/sessions/status"),
+        ("GET", "/proxy/messages/{mid}/stop"),
+        ("POST", "/proxy/messages/{mid}/stream"),
+    ],
+)
 async def test_wrong_method_is_405(client: ProxyClient, method: str, path: str) -> None:
     response = await client.http.request(method, client.url(path.replace("{mid}", new_id())))
     assert response.status_code == 405
@@ -107,15 +121,18 @@ async def test_unknown_path_is_404_json(client: ProxyClient) -> None:
     _assert_error(response.json(), "not_found")
 
 
-@pytest.mark.parametrize("params,code", [
-    ({}, "missing_session_id"),
-    ({"session_id": "nope"}, "invalid_session_id"),
-    ({"session_id": "{sid}", "limit": "0"}, "invalid_limit"),
-    ({"session_id": "{sid}", "limit": "101"}, "invalid_limit"),
-    ({"session_id": "{sid}", "limit": "-1"}, "invalid_limit"),
-    ({"session_id": "{sid}", "limit": "ten"}, "invalid_limit"),
-    ({"session_id": "{sid}", "before": "yesterday"}, "invalid_before"),
-])
+@pytest.mark.parametrize(
+    "params,code",
+    [
+        ({}, "missing_session_id"),
+        ({"session_id": "nope"}, "invalid_session_id"),
+        ({"session_id": "{sid}", "limit": "0"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "101"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "-1"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "ten"}, "invalid_limit"),
+        ({"session_id": "{sid}", "before": "yesterday"}, "invalid_before"),
+    ],
+)
 async def test_bad_history_parameters_are_400(client: ProxyClient, params: dict, code: str) -> None:
     params = {k: (new_id() if v == "{sid}" else v) for k, v in params.items()}
     response = await client.get("/proxy/history", params)

@@ -33,10 +33,13 @@ async def test_first_message_creates_conversation_and_streams_reply(
 
 
 async def test_offline_assistant_answers_from_the_shop_faq(server, db: Database) -> None:
-    shop = await make_shop(db, faq=[
-        ("How long does shipping take?", "Orders ship within 2 business days."),
-        ("What is your return policy?", "You can return unworn items within 30 days."),
-    ])
+    shop = await make_shop(
+        db,
+        faq=[
+            ("How long does shipping take?", "Orders ship within 2 business days."),
+            ("What is your return policy?", "You can return unworn items within 30 days."),
+        ],
+    )
     async with ProxyClient(server.url, shop) as client:
         turn = await client.send(new_id(), "Can I return my shoes?")
         assert turn.text == "You can return unworn items within 30 days."
@@ -59,7 +62,9 @@ async def test_history_pages_newest_first(client: ProxyClient) -> None:
     assert page["status"] == "active"
     assert [m["content"] for m in page["messages"]][::2] == ["question 1", "question 2"]
     assert [m["role"] for m in page["messages"]] == ["user", "assistant"] * 2
-    assert all(m["status"] == "complete" and m["created_at"].endswith("Z") for m in page["messages"])
+    assert all(
+        m["status"] == "complete" and m["created_at"].endswith("Z") for m in page["messages"]
+    )
     assert page["next_before"] == page["messages"][0]["id"]
 
     older = (await client.history(session_id, limit="4", before=page["next_before"])).json()
@@ -73,7 +78,10 @@ async def test_unknown_session_has_empty_history_and_status(client: ProxyClient)
     response = await client.history(session_id)
     assert response.status_code == 200
     assert response.json() == {
-        "session_id": session_id, "status": "unknown", "messages": [], "next_before": None,
+        "session_id": session_id,
+        "status": "unknown",
+        "messages": [],
+        "next_before": None,
     }
     status = await client.get("/proxy/sessions/status", {"session_id": session_id})
     assert status.json() == {"session_id": session_id, "status": "unknown"}

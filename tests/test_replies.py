@@ -26,8 +26,9 @@ async def _reply(db: Database, shop: str, session_id: str) -> Message:
     return [m for m in await messages_of(db, shop, session_id) if m.role == "assistant"][-1]
 
 
-async def test_resume_after_disconnect_continues_from_last_event_id(start_server, db: Database
-                                                                   ) -> None:
+async def test_resume_after_disconnect_continues_from_last_event_id(
+    start_server, db: Database
+) -> None:
     slow = start_server(offline_word_delay=0.05)
     shop = await make_shop(db)
     async with ProxyClient(slow.url, shop) as client:
@@ -135,8 +136,15 @@ async def test_stop_from_another_worker(start_server, db: Database) -> None:
 
 async def test_shopper_who_disconnects_loses_nothing(start_server, db: Database) -> None:
     slow = start_server(offline_word_delay=0.03)
-    shop = await make_shop(db, faq=[("What are your hours?", "We are open from nine to five, "
-                                     "Monday to Friday, and ten to four on Saturdays.")])
+    shop = await make_shop(
+        db,
+        faq=[
+            (
+                "What are your hours?",
+                "We are open from nine to five, Monday to Friday, and ten to four on Saturdays.",
+            )
+        ],
+    )
     async with ProxyClient(slow.url, shop) as client:
         session_id = new_id()
         async with client.open_turn(session_id, "what are your opening hours?") as response:
@@ -151,8 +159,9 @@ async def test_shopper_who_disconnects_loses_nothing(start_server, db: Database)
         await _wait_for(finished)
         saved = await _reply(db, shop, session_id)
         assert saved.status == "complete"
-        assert saved.content == ("We are open from nine to five, Monday to Friday, and ten to "
-                                 "four on Saturdays.")
+        assert saved.content == (
+            "We are open from nine to five, Monday to Friday, and ten to four on Saturdays."
+        )
 
 
 async def test_streaming_text_reaches_the_database_in_batches(start_server, db: Database) -> None:
@@ -191,7 +200,8 @@ async def test_replies_of_a_dead_worker_end_as_errors(start_server, db: Database
         reply_id = reply.id
     async with db.session() as session:
         await session.execute(
-            sa.update(Message).where(Message.id == reply_id)  # type: ignore[arg-type]
+            sa.update(Message)
+            .where(Message.id == reply_id)  # type: ignore[arg-type]
             .values(content="half an ans", updated_at=utcnow() - timedelta(seconds=120))
         )
 

@@ -14,8 +14,13 @@ from tests.factories import TEST_API_SECRET, ProxyClient, make_shop, messages_of
 
 
 def _signed_params(shop: str, **extra: str) -> dict[str, str]:
-    params = {"shop": shop, "path_prefix": "/apps/chat", "timestamp": str(int(time.time())),
-              "logged_in_customer_id": "", **extra}
+    params = {
+        "shop": shop,
+        "path_prefix": "/apps/chat",
+        "timestamp": str(int(time.time())),
+        "logged_in_customer_id": "",
+        **extra,
+    }
     params["signature"] = sign_proxy_query(params, TEST_API_SECRET)
     return params
 
@@ -40,8 +45,12 @@ async def test_signature_is_over_decoded_values(client: ProxyClient) -> None:
 async def test_repeated_non_identity_keys_are_signed_joined_by_commas(client: ProxyClient) -> None:
     session_id = new_id()
     params: dict[str, str | list[str]] = {
-        "shop": client.shop, "path_prefix": "/apps/chat", "timestamp": str(int(time.time())),
-        "logged_in_customer_id": "", "session_id": session_id, "tag": ["x", "y"],
+        "shop": client.shop,
+        "path_prefix": "/apps/chat",
+        "timestamp": str(int(time.time())),
+        "logged_in_customer_id": "",
+        "session_id": session_id,
+        "tag": ["x", "y"],
     }
     signature = sign_proxy_query(params, TEST_API_SECRET)
     query = urlencode({**params, "signature": signature}, doseq=True)
@@ -49,9 +58,18 @@ async def test_repeated_non_identity_keys_are_signed_joined_by_commas(client: Pr
     assert (await _status(client, query)).status_code == 200
 
 
-@pytest.mark.parametrize("change", [
-    "value", "key", "added", "dropped", "timestamp", "signature", "shop",
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "value",
+        "key",
+        "added",
+        "dropped",
+        "timestamp",
+        "signature",
+        "shop",
+    ],
+)
 async def test_any_tampering_is_rejected(client: ProxyClient, db: Database, change: str) -> None:
     other_shop = await make_shop(db)
     params = _signed_params(client.shop, session_id=new_id())
@@ -66,7 +84,9 @@ async def test_any_tampering_is_rejected(client: ProxyClient, db: Database, chan
     elif change == "timestamp":
         params["timestamp"] = str(int(params["timestamp"]) + 1)
     elif change == "signature":
-        params["signature"] = params["signature"][:-1] + ("0" if params["signature"][-1] != "0" else "1")
+        params["signature"] = params["signature"][:-1] + (
+            "0" if params["signature"][-1] != "0" else "1"
+        )
     elif change == "shop":
         params["shop"] = other_shop
     response = await _status(client, urlencode(params))
@@ -101,7 +121,9 @@ async def test_repeated_identity_parameter_is_rejected(client: ProxyClient, name
 
 
 @pytest.mark.parametrize("missing", ["signature", "timestamp", "all"])
-async def test_missing_signature_or_timestamp_is_rejected(client: ProxyClient, missing: str) -> None:
+async def test_missing_signature_or_timestamp_is_rejected(
+    client: ProxyClient, missing: str
+) -> None:
     params = _signed_params(client.shop, session_id=new_id())
     if missing == "all":
         query = f"session_id={params['session_id']}"
@@ -149,15 +171,17 @@ async def test_uninstalled_shop_is_forbidden_and_saves_nothing(server, db: Datab
     assert await messages_of(db, shop, session_id) == []
 
 
-async def test_identity_never_comes_from_headers_or_body(
-    client: ProxyClient, db: Database
-) -> None:
+async def test_identity_never_comes_from_headers_or_body(client: ProxyClient, db: Database) -> None:
     other_shop = await make_shop(db)
     session_id = new_id()
     response = await client.http.post(
         client.url("/proxy/messages"),
-        json={"session_id": session_id, "message": "hi", "shop": other_shop,
-              "logged_in_customer_id": "999"},
+        json={
+            "session_id": session_id,
+            "message": "hi",
+            "shop": other_shop,
+            "logged_in_customer_id": "999",
+        },
         headers={"X-Shopify-Shop-Domain": other_shop, "X-Shopify-Customer-Id": "999"},
     )
     await response.aread()
@@ -172,8 +196,13 @@ async def test_query_values_are_parsed_after_verification_not_trusted_raw(
     client: ProxyClient,
 ) -> None:
     # A signature computed over the raw (encoded) query must not verify.
-    params = {"shop": client.shop, "path_prefix": "/apps/chat", "timestamp": str(int(time.time())),
-              "logged_in_customer_id": "", "session_id": new_id()}
+    params = {
+        "shop": client.shop,
+        "path_prefix": "/apps/chat",
+        "timestamp": str(int(time.time())),
+        "logged_in_customer_id": "",
+        "session_id": new_id(),
+    }
     raw = urlencode(params)
     bogus = sign_proxy_query(dict(parse_qsl(raw.replace("%2F", "%252F"))), TEST_API_SECRET)
     response = await _status(client, raw + f"&signature={bogus}")

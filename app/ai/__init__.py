@@ -14,7 +14,13 @@ from app.ai.base import (
 from app.config import Settings
 
 __all__ = [
-    "ChatTurn", "FaqItem", "Finished", "Provider", "ProviderError", "ReplyRequest", "fit_context",
+    "ChatTurn",
+    "FaqItem",
+    "Finished",
+    "Provider",
+    "ProviderError",
+    "ReplyRequest",
+    "fit_context",
     "make_provider",
 ]
 
@@ -24,18 +30,22 @@ def make_provider(settings: Settings) -> Provider:
         from app.ai.openai import OpenAIProvider
 
         return OpenAIProvider(
-            base_url=settings.ai_base_url, api_key=settings.ai_api_key, model=settings.ai_model,
-            timeout=settings.ai_timeout, max_tokens=settings.ai_max_tokens,
+            base_url=settings.ai_base_url,
+            api_key=settings.ai_api_key,
+            model=settings.ai_model,
+            timeout=settings.ai_timeout,
+            max_tokens=settings.ai_max_tokens,
         )
     if settings.ai_provider == "anthropic":
         from app.ai.anthropic import AnthropicProvider
 
         return AnthropicProvider(
-            base_url=settings.ai_base_url, api_key=settings.ai_api_key, model=settings.ai_model,
-            timeout=settings.ai_timeout, max_tokens=settings.ai_max_tokens,
+            base_url=settings.ai_base_url,
+            api_key=settings.ai_api_key,
+            model=settings.ai_model,
+            timeout=settings.ai_timeout,
+            max_tokens=settings.ai_max_tokens,
         )
     from app.ai.offline import OfflineProvider
 
     return OfflineProvider(word_delay=settings.offline_word_delay)
-
-

@@ -51,27 +51,33 @@ class AnthropicProvider:
             "stream": True,
         }
         finish = "stop"
-        async with upstream_stream(self.client, self.url, headers=headers, json=payload) as response:
+        async with upstream_stream(
+            self.client, self.url, headers=headers, json=payload
+        ) as response:
             async for event, data in sse_events(response):
                 try:
                     body = json.loads(data)
                 except ValueError as exc:
                     raise bad_payload() from exc
-                kind = body.get("type", event) if isinstance(body, dict) else event
+                if not isinstance(body, dict):
+                    raise bad_payload()
+                kind = body.get("type", event)
                 if kind == "content_block_delta":
                     delta = body.get("delta") or {}
                     if delta.get("type") == "text_delta" and delta.get("text"):
                         yield delta["text"]
                 elif kind == "message_delta":
-                    reason = (body.get("delta") or {}).get("stop_reason")
+                    reason = str((body.get("delta") or {}).get("stop_reason") or "")
                     finish = _STOP_REASONS.get(reason, reason or finish)
                 elif kind == "message_stop":
                     yield Finished(finish)
                     return
                 elif kind == "error":
                     error = body.get("error") or {}
-                    code = "upstream_overloaded" if error.get("type") == "overloaded_error" else (
-                        "upstream_error"
+                    code = (
+                        "upstream_overloaded"
+                        if error.get("type") == "overloaded_error"
+                        else ("upstream_error")
                     )
                     raise ProviderError(
                         code, f"The AI service failed: {error.get('message', 'unknown error')}"

@@ -20,12 +20,12 @@ def make_client(timeout: float) -> httpx.AsyncClient:
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
     """Yield (event, data) pairs of a server-sent event stream."""
-    event, data = "", []
+    event, data = "", list[str]()
     async for line in response.aiter_lines():
         if line == "":
             if data:
                 yield event or "message", "\n".join(data)
-            event, data = "", []
+            event, data = "", list[str]()
         elif line.startswith(":"):
             continue
         else:

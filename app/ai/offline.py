@@ -6,7 +6,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 
-from app.ai.base import Finished, FaqItem, ReplyRequest
+from app.ai.base import FaqItem, Finished, ReplyRequest
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
@@ -73,9 +73,7 @@ class OfflineProvider:
         self.word_delay = word_delay
 
     async def stream(self, request: ReplyRequest) -> AsyncIterator[str | Finished]:
-        question = next(
-            (m.content for m in reversed(request.messages) if m.role == "user"), ""
-        )
+        question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         reply = compose_reply(question, request.faq)
         for piece in re.findall(r"\S+\s*", reply):
             if self.word_delay:

@@ -73,7 +73,9 @@ def _visible(conversation: Conversation | None, caller: Caller) -> Conversation 
     return conversation
 
 
-async def _find_conversation(state: AppState, caller: Caller, session_id: str) -> Conversation | None:
+async def _find_conversation(
+    state: AppState, caller: Caller, session_id: str
+) -> Conversation | None:
     async with state.db.session() as session:
         found = await repo.get_conversation(session, shop_id=caller.shop_id, session_id=session_id)
     return _visible(found, caller)
@@ -88,7 +90,9 @@ async def _open_conversation(state: AppState, caller: Caller, session_id: str) -
             )
             if found is None:
                 found = await repo.create_conversation(
-                    session, shop_id=caller.shop_id, session_id=session_id,
+                    session,
+                    shop_id=caller.shop_id,
+                    session_id=session_id,
                     customer_id=caller.customer_id,
                 )
         if found is not None:
@@ -122,13 +126,19 @@ def _event_stream(
 ) -> StreamingResponse:
     assert reply.id is not None
     events = reply_events(
-        replies=replies, db=state.db, message_id=reply.id, public_id=reply.public_id,
-        offset=offset, start=start,
+        replies=replies,
+        db=state.db,
+        message_id=reply.id,
+        public_id=reply.public_id,
+        offset=offset,
+        start=start,
     )
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-def _start_payload(conversation: Conversation, user: Message | None, reply: Message) -> dict[str, str]:
+def _start_payload(
+    conversation: Conversation, user: Message | None, reply: Message
+) -> dict[str, str]:
     return {
         "conversation_id": conversation.public_id,
         "user_message_id": user.public_id if user else "",
@@ -140,19 +150,26 @@ async def _begin_reply(state: AppState, caller: Caller, reply: Message) -> None:
     assert reply.id is not None
     request = await _reply_request(state, caller, reply)
     state.replies.begin(
-        message_id=reply.id, public_id=reply.public_id,
-        conversation_id=reply.conversation_id, request=request,
+        message_id=reply.id,
+        public_id=reply.public_id,
+        conversation_id=reply.conversation_id,
+        request=request,
     )
 
 
 async def _retry_turn(
-    state: AppState, caller: Caller, conversation: Conversation, user: Message,
+    state: AppState,
+    caller: Caller,
+    conversation: Conversation,
+    user: Message,
     reply: Message | None,
 ) -> Response:
     """A repeated client_message_id: show the same turn again, regenerating only a failure."""
     if reply is None:
         raise Conflict("turn_in_progress", "This message is still being processed.")
-    if reply.status == "error" and reply.id not in {r.message_id for r in state.replies.live.values()}:
+    if reply.status == "error" and reply.id not in {
+        r.message_id for r in state.replies.live.values()
+    }:
         async with state.db.session() as session:
             restarted = await repo.restart_failed_reply(session, message_id=reply.id or 0)
         if restarted:
@@ -183,11 +200,14 @@ async def post_message(request: Request) -> Response:
     try:
         async with state.db.session() as session:
             user, reply = await repo.add_turn(
-                session, conversation_id=conversation.id, content=text,
+                session,
+                conversation_id=conversation.id,
+                content=text,
                 client_message_id=client_message_id,
             )
             await repo.touch_conversation(
-                session, conversation_id=conversation.id,
+                session,
+                conversation_id=conversation.id,
                 customer_id=caller.customer_id if conversation.customer_id is None else None,
             )
     except IntegrityError:
@@ -206,7 +226,9 @@ async def post_message(request: Request) -> Response:
     return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
 
 
-async def _reply_of(request: Request, caller: Caller, session_id: str) -> tuple[Conversation, Message]:
+async def _reply_of(
+    request: Request, caller: Caller, session_id: str
+) -> tuple[Conversation, Message]:
     state = _state(request)
     public_id = uuid4_field(request.path_params["message_id"], "message_id")
     assert public_id is not None
@@ -315,7 +337,12 @@ async def history(request: Request) -> Response:
     before = uuid4_field(request.query_params.get("before"), "before", required=False)
     conversation = await _find_conversation(state, caller, session_id)
     if conversation is None or conversation.id is None:
-        empty = {"session_id": session_id, "status": "unknown", "messages": [], "next_before": None}
+        empty: dict[str, object] = {
+            "session_id": session_id,
+            "status": "unknown",
+            "messages": [],
+            "next_before": None,
+        }
         return JSONResponse(empty, headers=NO_STORE)
     async with state.db.session() as session:
         messages, more = await repo.history_page(

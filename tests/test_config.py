@@ -1,0 +1,74 @@
+"""Settings: production refuses missing or placeholder secrets and says which."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from app.config import ConfigError, load_settings
+
+GOOD = {"SHOPIFY_API_KEY": "a1b2c3d4e5", "SHOPIFY_API_SECRET": "shpss_0123456789abcdef0123"}
+
+
+def test_production_is_the_default_and_accepts_real_secrets() -> None:
+    settings = load_settings(GOOD)
+    assert settings.app_env == "production"
+    assert settings.ai_provider == "offline"
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
+@pytest.mark.parametrize(
+    "env,named",
+    [
+        ({"SHOPIFY_API_KEY": "a1b2c3d4e5"}, "SHOPIFY_API_SECRET"),
+        ({**GOOD, "SHOPIFY_API_SECRET": "changeme"}, "SHOPIFY_API_SECRET"),
+        ({**GOOD, "SHOPIFY_API_SECRET": "short"}, "SHOPIFY_API_SECRET"),
+        ({"SHOPIFY_API_SECRET": GOOD["SHOPIFY_API_SECRET"]}, "SHOPIFY_API_KEY"),
+        ({**GOOD, "AI_PROVIDER": "anthropic"}, "AI_API_KEY"),
+    ],
+)
+def test_production_refuses_missing_or_placeholder_secrets(env: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env)
+
+
+def test_development_runs_without_secrets() -> None:
+    settings = load_settings({"APP_ENV": "development"})
+    assert settings.development
+    assert settings.shopify_api_secret
+
+
+@pytest.mark.parametrize(
+    "env,named",
+    [
+        ({"APP_ENV": "staging"}, "APP_ENV"),
+        ({"APP_ENV": "development", "AI_PROVIDER": "gpt"}, "AI_PROVIDER"),
+        ({"APP_ENV": "development", "AI_TIMEOUT": "soon"}, "AI_TIMEOUT"),
+    ],
+)
+def test_bad_values_are_named(env: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env)
+
+
+def test_api_key_selects_openai_and_urls_are_normalised() -> None:
+    settings = load_settings(
+        {**GOOD, "AI_API_KEY": "sk-1", "DATABASE_URL": "postgres://u:p@db:5432/chat"}
+    )
+    assert settings.ai_provider == "openai"
+    assert settings.ai_base_url == "https://api.openai.com/v1"
+    assert settings.database_url == "postgresql+asyncpg://u:p@db:5432/chat"
+
+
+def test_the_asgi_app_refuses_to_start_with_a_placeholder_secret() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import app.main; app.main.app"],
+        env={"SHOPIFY_API_KEY": "k1234", "SHOPIFY_API_SECRET": "secret", "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SHOPIFY_API_SECRET" in result.stderr
