@@ -106,7 +106,10 @@ class Replies:
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await self.reap()
+        try:
+            await self.reap()
+        except Exception:
+            log.exception("could not sweep stale replies at start; will retry")
         self._loops = [
             asyncio.create_task(self._every(self.flush_interval, self.flush)),
             asyncio.create_task(self._every(max(1.0, self.stale_after / 4), self.reap)),

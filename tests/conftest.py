@@ -84,7 +84,8 @@ def start_server(database_url: str) -> Iterator[Callable[..., LiveServer]]:
     started: list[LiveServer] = []
 
     def start(**overrides: object) -> LiveServer:
-        live = start_app_server(make_settings(database_url, **overrides))
+        url = str(overrides.pop("database_url", database_url))
+        live = start_app_server(make_settings(url, **overrides))
         started.append(live)
         return live
 

@@ -6,6 +6,7 @@ import pytest
 
 from app.db import Database
 from tests.factories import ProxyClient, messages_of, new_id
+from tests.servers import free_port
 
 
 def _assert_error(response_json: dict, code: str) -> None:
@@ -157,3 +158,16 @@ async def test_unknown_reply_is_404(client: ProxyClient) -> None:
     response = await client.get(f"/proxy/messages/{new_id()}/stream", {"session_id": session_id})
     assert response.status_code == 404
     _assert_error(response.json(), "reply_not_found")
+
+
+async def test_database_outage_is_a_clear_503(start_server) -> None:
+    # A worker whose database is unreachable starts anyway and answers fast with 503.
+    nowhere = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/chat"
+    broken = start_server(database_url=nowhere)
+    async with ProxyClient(broken.url, "any-shop.myshopify.com") as client:
+        response = await client.get("/proxy/sessions/status", {"session_id": new_id()})
+        turn = await client.send(new_id(), "hello")
+    assert response.status_code == 503
+    _assert_error(response.json(), "database_unavailable")
+    assert response.headers["retry-after"]
+    assert turn.status_code == 503
