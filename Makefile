@@ -12,7 +12,13 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(INSTALLED)
+NODE_INSTALLED := node_modules/.package-lock.json
+
+$(NODE_INSTALLED): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(INSTALLED) $(NODE_INSTALLED)
 
 dev: $(INSTALLED)
 	APP_ENV=development $(PY) -m app dev
@@ -22,8 +28,9 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check app tests migrations bench
 	$(VENV)/bin/mypy
 
-test: $(INSTALLED) lint
+test: $(INSTALLED) $(NODE_INSTALLED) lint
 	scripts/ensure-postgres
+	scripts/ensure-chromium
 	APP_ENV=development $(VENV)/bin/pytest
 
 clean:

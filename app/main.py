@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from app.ai import make_provider
 from app.config import Settings, load_settings
 from app.db import Database
+from app.demo import DEMO_SHOP, ensure_demo_shop
 from app.errors import exception_handlers
 from app.replies import Replies
 from app.routes import proxy
@@ -49,6 +50,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 api_key=settings.shopify_api_key, api_secret=settings.shopify_api_secret
             ),
         )
+        if settings.development:
+            try:
+                await ensure_demo_shop(db)
+            except Exception:
+                logging.getLogger("app").exception("could not register the demo shop")
         await replies.start()
         try:
             yield
@@ -57,13 +63,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await provider.aclose()
             await db.dispose()
 
-    routes = [Route("/healthz", healthz, methods=["GET"]), *proxy.routes]
-    return Starlette(
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]), *proxy.routes]
+    emulator = None
+    if settings.development:
+        from app.routes.storefront import storefront_routes
+        from app.storefront import AppProxyEmulator
+
+        emulator = AppProxyEmulator(shop=DEMO_SHOP, secret=settings.shopify_api_secret)
+        routes += storefront_routes(emulator)
+    application = Starlette(
         debug=False,
         routes=routes,
         exception_handlers=exception_handlers,
         lifespan=lifespan,
     )
+    if emulator is not None:
+        emulator.target = application
+    return application
 
 
 def __getattr__(name: str) -> Starlette:

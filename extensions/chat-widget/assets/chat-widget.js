@@ -1,0 +1,557 @@
+/* <chat-widget>: the storefront chat. Text and the proxy path come from the Liquid block. */
+(() => {
+  if (customElements.get('chat-widget') || !window.ScwStorage) return;
+  const { ChatStorage, uuid4 } = window.ScwStorage;
+  let counter = 0;
+
+  function make(tag, className, attributes) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (name === 'text') node.textContent = value;
+      else node.setAttribute(name, value);
+    }
+    return node;
+  }
+
+  /* A small markdown subset, built with DOM methods: never HTML from the server. */
+  const INLINE = /\*\*([^*]+)\*\*|\[([^\]]+)\]\((https?:\/\/[^\s)]+|\/[^\s)]*)\)/g;
+  const ITEM = /^\s*([-*]|\d+\.)\s+/;
+
+  function inline(parent, text) {
+    let last = 0;
+    for (const match of text.matchAll(INLINE)) {
+      parent.append(text.slice(last, match.index));
+      if (match[1]) {
+        parent.append(make('strong', '', { text: match[1] }));
+      } else {
+        parent.append(make('a', '', { text: match[2], href: match[3], target: '_blank', rel: 'noopener noreferrer nofollow' }));
+      }
+      last = match.index + match[0].length;
+    }
+    parent.append(text.slice(last));
+  }
+
+  function renderMarkdown(container, text) {
+    container.replaceChildren();
+    for (const block of text.trim().split(/\n{2,}/)) {
+      const lines = block.split('\n');
+      if (lines.every((line) => ITEM.test(line))) {
+        const list = make(/^\s*\d/.test(lines[0]) ? 'ol' : 'ul');
+        for (const line of lines) inline(list.appendChild(make('li')), line.replace(ITEM, ''));
+        container.append(list);
+      } else {
+        const paragraph = make('p');
+        lines.forEach((line, index) => {
+          if (index) paragraph.append(make('br'));
+          inline(paragraph, line);
+        });
+        container.append(paragraph);
+      }
+    }
+  }
+
+  async function* readEvents(response) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const event = { event: 'message', data: '', id: null };
+        for (const line of buffer.slice(0, end).split('\n')) {
+          const colon = line.indexOf(':');
+          if (colon <= 0) continue;
+          const field = line.slice(0, colon);
+          const text = line.slice(colon + 1).replace(/^ /, '');
+          if (field === 'data') event.data += text;
+          else if (field === 'event' || field === 'id') event[field] = text;
+        }
+        buffer = buffer.slice(end + 2);
+        if (!event.data) continue;
+        try {
+          event.data = JSON.parse(event.data);
+        } catch (error) {
+          continue;
+        }
+        yield event;
+      }
+    }
+  }
+
+  class ChatWidget extends HTMLElement {
+    connectedCallback() {
+      if (this.panel) return;
+      this.text = JSON.parse(this.querySelector('[data-scw-text]').textContent);
+      this.proxy = this.dataset.proxy;
+      this.storage = new ChatStorage(this.dataset.shop);
+      this.replies = new Map();
+      this.build();
+      this.onClick = (event) => this.handleClick(event);
+      this.onKey = (event) => this.handleKey(event);
+      this.onStorage = (event) => event.key === this.storage.key && this.sync();
+      this.addEventListener('click', this.onClick);
+      this.addEventListener('keydown', this.onKey);
+      this.form.addEventListener('submit', (event) => {
+        event.preventDefault();
+        this.submit();
+      });
+      window.addEventListener('storage', this.onStorage);
+      if ('BroadcastChannel' in window) {
+        this.channel = new BroadcastChannel(this.storage.key);
+        this.channel.onmessage = (event) => this.onBroadcast(event.data || {});
+      }
+      const saved = this.storage.read();
+      if (saved.sessionId) this.restore();
+      else this.showGreeting();
+      if (saved.open) this.open(false);
+    }
+
+    disconnectedCallback() {
+      this.removeEventListener('click', this.onClick);
+      this.removeEventListener('keydown', this.onKey);
+      window.removeEventListener('storage', this.onStorage);
+      if (this.channel) this.channel.close();
+      if (this.stream) this.stream.controller.abort();
+    }
+
+    build() {
+      const id = 'scw-' + ++counter;
+      const t = this.text;
+      this.launcher = make('button', 'scw__launcher', { type: 'button', 'aria-haspopup': 'dialog', 'aria-expanded': 'false', 'aria-controls': id, 'data-action': 'open' });
+      this.launcher.append(make('span', 'scw__launcher-icon', { 'aria-hidden': 'true' }), make('span', '', { text: t.launcher }));
+      this.panel = make('div', 'scw__panel', { id, role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': id + '-title' });
+      this.panel.hidden = true;
+      this.panel.innerHTML = `
+        <div class="scw__header">
+          <h2 class="scw__title" id="${id}-title"></h2>
+          <button type="button" class="scw__icon" data-action="menu" aria-haspopup="menu" aria-expanded="false" aria-controls="${id}-menu">⋯</button>
+          <div class="scw__menu" id="${id}-menu" role="menu" hidden>
+            <button type="button" role="menuitem" data-action="reset"></button>
+            <button type="button" role="menuitem" data-action="end"></button>
+          </div>
+          <button type="button" class="scw__icon" data-action="close">×</button>
+        </div>
+        <div class="scw__confirm" role="alertdialog" aria-labelledby="${id}-confirm" hidden>
+          <p id="${id}-confirm"></p>
+          <button type="button" class="scw__button" data-action="confirm-end"></button>
+          <button type="button" class="scw__button scw__button--quiet" data-action="cancel-end"></button>
+        </div>
+        <div class="scw__body">
+          <button type="button" class="scw__earlier" data-action="earlier" hidden></button>
+          <ol class="scw__messages"></ol>
+          <div class="scw__typing" hidden><span class="scw__sr"></span><i></i><i></i><i></i></div>
+          <div class="scw__error" role="alert" hidden><span></span> <button type="button" class="scw__button" data-action="retry"></button></div>
+        </div>
+        <form class="scw__composer">
+          <label class="scw__sr" for="${id}-input"></label>
+          <textarea id="${id}-input" rows="1" maxlength="4000"></textarea>
+          <button type="submit" class="scw__button scw__send"></button>
+          <button type="button" class="scw__button scw__stop" data-action="stop" hidden></button>
+        </form>
+        <div class="scw__sr" aria-live="polite"></div>`;
+      const q = (selector) => this.panel.querySelector(selector);
+      const label = (selector, value, attribute) => {
+        const node = q(selector);
+        if (attribute) node.setAttribute(attribute, value);
+        else node.textContent = value;
+        return node;
+      };
+      label('.scw__title', t.title);
+      label('[data-action=menu]', t.menu, 'aria-label');
+      label('[data-action=close]', t.close, 'aria-label');
+      label('[data-action=reset]', t.reset);
+      label('[data-action=end]', t.end);
+      label('.scw__confirm p', t.endConfirm);
+      label('[data-action=confirm-end]', t.end);
+      label('[data-action=cancel-end]', t.cancel);
+      label('.scw__typing span', t.typing);
+      label('[data-action=retry]', t.retry);
+      label('.scw__composer label', t.inputLabel);
+      label('.scw__send', t.send);
+      label('.scw__stop', t.stop);
+      this.earlier = label('.scw__earlier', t.loadEarlier);
+      this.input = label('textarea', t.placeholder, 'placeholder');
+      this.menu = q('.scw__menu');
+      this.confirm = q('.scw__confirm');
+      this.list = q('.scw__messages');
+      this.typing = q('.scw__typing');
+      this.error = q('.scw__error');
+      this.form = q('form');
+      this.sendButton = q('.scw__send');
+      this.stopButton = q('.scw__stop');
+      this.live = q('[aria-live]');
+      this.append(this.launcher, this.panel);
+    }
+
+    url(path, params) {
+      return this.proxy + path + (params ? '?' + new URLSearchParams(params) : '');
+    }
+
+    post(path, body, signal) {
+      return fetch(this.url(path), { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream, application/json' }, body: JSON.stringify(body), signal, keepalive: !signal });
+    }
+
+    /* ---- opening, closing, keyboard ---- */
+
+    open(focus = true) {
+      this.panel.hidden = false;
+      this.launcher.setAttribute('aria-expanded', 'true');
+      this.classList.add('scw--open');
+      this.storage.update({ open: true });
+      this.scrollDown();
+      if (focus) this.input.focus();
+    }
+
+    close() {
+      this.toggleMenu(false);
+      this.confirm.hidden = true;
+      this.panel.hidden = true;
+      this.launcher.setAttribute('aria-expanded', 'false');
+      this.classList.remove('scw--open');
+      this.storage.update({ open: false });
+      this.launcher.focus();
+    }
+
+    toggleMenu(show) {
+      this.menu.hidden = !show;
+      this.panel.querySelector('[data-action=menu]').setAttribute('aria-expanded', String(show));
+      if (show) this.menu.querySelector('button').focus();
+    }
+
+    handleClick(event) {
+      const target = event.target.closest('[data-action]');
+      const action = target && target.dataset.action;
+      if (action !== 'menu' && !this.menu.hidden) this.toggleMenu(false);
+      if (!action) return;
+      const actions = {
+        open: () => (this.panel.hidden ? this.open() : this.close()),
+        close: () => this.close(),
+        menu: () => this.toggleMenu(this.menu.hidden),
+        reset: () => this.reset(),
+        end: () => {
+          this.confirm.hidden = false;
+          this.confirm.querySelector('button').focus();
+        },
+        'confirm-end': () => this.reset(true),
+        'cancel-end': () => {
+          this.confirm.hidden = true;
+          this.input.focus();
+        },
+        stop: () => this.stop(),
+        retry: () => this.pending && this.send(this.pending.text, this.pending.clientMessageId),
+        earlier: () => this.loadEarlier(),
+      };
+      actions[action]();
+    }
+
+    handleKey(event) {
+      if (this.panel.hidden) return;
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        if (!this.menu.hidden) {
+          this.toggleMenu(false);
+          this.panel.querySelector('[data-action=menu]').focus();
+        } else if (!this.confirm.hidden) {
+          this.confirm.hidden = true;
+          this.input.focus();
+        } else this.close();
+      } else if (event.key === 'Enter' && event.target === this.input && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.submit();
+      } else if ((event.key === 'ArrowDown' || event.key === 'ArrowUp') && !this.menu.hidden) {
+        event.preventDefault();
+        const items = [...this.menu.querySelectorAll('button')];
+        const next = items.indexOf(document.activeElement) + (event.key === 'ArrowDown' ? 1 : -1);
+        items[(next + items.length) % items.length].focus();
+      } else if (event.key === 'Tab') {
+        const focusable = [...this.panel.querySelectorAll('button, textarea, a[href]')].filter((node) => !node.closest('[hidden]') && !node.disabled);
+        const first = focusable[0];
+        const last = focusable[focusable.length - 1];
+        if (event.shiftKey && document.activeElement === first) {
+          event.preventDefault();
+          last.focus();
+        } else if (!event.shiftKey && document.activeElement === last) {
+          event.preventDefault();
+          first.focus();
+        }
+      }
+    }
+
+    /* ---- messages on screen ---- */
+
+    showGreeting() {
+      this.list.replaceChildren();
+      this.addMessage('assistant', this.text.greeting).classList.add('scw__message--greeting');
+      this.earlier.hidden = true;
+    }
+
+    addMessage(role, content, options = {}) {
+      const item = make('li', 'scw__message scw__message--' + role);
+      item.append(make('span', 'scw__sr', { text: (role === 'user' ? this.text.you : this.text.assistant) + ': ' }));
+      const body = item.appendChild(make('div', 'scw__bubble'));
+      item.content = content;
+      if (role === 'user') body.textContent = content;
+      else renderMarkdown(body, content);
+      if (options.status) this.setStatus(item, options.status);
+      if (options.id) item.dataset.id = options.id;
+      if (options.before) this.list.insertBefore(item, options.before);
+      else this.list.append(item);
+      this.scrollDown();
+      return item;
+    }
+
+    setStatus(item, status) {
+      item.dataset.status = status;
+      if (status === 'stopped' && !item.querySelector('.scw__note')) item.append(make('span', 'scw__note', { text: this.text.stopped }));
+    }
+
+    replyItem(id) {
+      let item = this.replies.get(id);
+      if (!item || !item.isConnected) {
+        item = this.addMessage('assistant', '', { id, status: 'streaming' });
+        this.replies.set(id, item);
+      }
+      return item;
+    }
+
+    scrollDown() {
+      const body = this.list.parentElement;
+      body.scrollTop = body.scrollHeight;
+    }
+
+    setBusy(busy) {
+      this.sendButton.hidden = busy;
+      this.stopButton.hidden = !busy;
+      this.typing.hidden = !busy;
+      if (!busy && document.activeElement === this.stopButton) this.input.focus();
+    }
+
+    showError(message) {
+      this.error.firstElementChild.textContent = message;
+      this.error.hidden = false;
+      this.setBusy(false);
+    }
+
+    /* ---- sending and streaming ---- */
+
+    submit() {
+      const text = this.input.value.trim();
+      if (!text || this.stream) return;
+      this.input.value = '';
+      this.send(text, uuid4());
+    }
+
+    async send(text, clientMessageId, resent) {
+      if (this.stream) return;
+      let saved = this.storage.read();
+      if (!saved.sessionId) {
+        saved = this.storage.update({ sessionId: uuid4() });
+        this.list.replaceChildren();
+      }
+      this.sessionId = saved.sessionId;
+      this.pending = { text, clientMessageId };
+      this.error.hidden = true;
+      if (!this.list.querySelector(`[data-client="${clientMessageId}"]`)) {
+        this.addMessage('user', text).dataset.client = clientMessageId;
+      }
+      const controller = new AbortController();
+      this.stream = { controller };
+      this.setBusy(true);
+      let response;
+      try {
+        response = await this.post('/messages', { session_id: this.sessionId, message: text, client_message_id: clientMessageId }, controller.signal);
+      } catch (error) {
+        this.stream = null;
+        return this.showError(this.text.error);
+      }
+      if (!response.ok) {
+        this.stream = null;
+        const body = await response.json().catch(() => ({}));
+        const code = body.error && body.error.code;
+        if (!resent && (code === 'session_ended' || code === 'session_not_yours')) {
+          /* the session ended elsewhere: start a new one and send the message there */
+          this.storage.update({ sessionId: uuid4() });
+          return this.send(text, clientMessageId, true);
+        }
+        const wait = response.headers.get('Retry-After') || '30';
+        return this.showError(response.status === 429 ? this.text.rateLimited.replace('{s}', wait) : this.text.error);
+      }
+      this.broadcast('turn');
+      await this.follow(response, controller);
+    }
+
+    async follow(response, controller, attempt = 0) {
+      this.stream = this.stream || { controller };
+      let item = null;
+      let ended = false;
+      try {
+        for await (const event of readEvents(response)) {
+          const data = event.data;
+          if (event.event === 'start') {
+            item = this.replyItem(data.assistant_message_id);
+            this.stream.id = data.assistant_message_id;
+            if (this.stream.stopRequested) this.stop();
+          } else if (event.event === 'delta' && item) {
+            this.typing.hidden = true;
+            this.stream.lastEventId = event.id;
+            item.content += data.text;
+            renderMarkdown(item.querySelector('.scw__bubble'), item.content);
+            this.scrollDown();
+          } else if (event.event === 'done' && item) {
+            ended = true;
+            this.setStatus(item, data.status);
+            this.live.textContent = item.content;
+            this.pending = null;
+          } else if (event.event === 'error') {
+            ended = true;
+            if (item) this.setStatus(item, 'error');
+            this.stream = null;
+            this.showError(this.text.error);
+            return;
+          }
+        }
+      } catch (error) {
+        if (controller.signal.aborted) return;
+      }
+      const id = this.stream && this.stream.id;
+      if (!ended && id && attempt < 3) {
+        /* the connection broke mid-reply: pick it up where it stopped */
+        const headers = this.stream.lastEventId ? { 'Last-Event-ID': this.stream.lastEventId } : {};
+        try {
+          const again = await fetch(this.url(`/messages/${id}/stream`, { session_id: this.sessionId }), { headers, signal: controller.signal });
+          if (again.ok) return this.follow(again, controller, attempt + 1);
+        } catch (error) {
+          /* fall through to the error */
+        }
+      }
+      this.stream = null;
+      if (ended) this.setBusy(false);
+      else this.showError(this.text.error);
+    }
+
+    async resume(id) {
+      const controller = new AbortController();
+      this.stream = { controller, id };
+      this.setBusy(true);
+      const item = this.replyItem(id);
+      item.content = '';
+      try {
+        const response = await fetch(this.url(`/messages/${id}/stream`, { session_id: this.sessionId }), { signal: controller.signal });
+        if (response.ok) return await this.follow(response, controller);
+      } catch (error) {
+        if (controller.signal.aborted) return;
+      }
+      this.stream = null;
+      this.setBusy(false);
+    }
+
+    stop() {
+      if (!this.stream) return;
+      if (!this.stream.id) {
+        this.stream.stopRequested = true;
+        return;
+      }
+      this.post(`/messages/${this.stream.id}/stop`, { session_id: this.sessionId }).catch(() => {});
+    }
+
+    /* ---- sessions ---- */
+
+    async restore() {
+      const saved = this.storage.read();
+      if (!saved.sessionId) return this.showFresh();
+      this.sessionId = saved.sessionId;
+      let page;
+      try {
+        const response = await fetch(this.url('/history', { session_id: this.sessionId, limit: 30 }));
+        if (!response.ok) return;
+        page = await response.json();
+      } catch (error) {
+        return;
+      }
+      if (page.status !== 'active') {
+        /* ended or abandoned: start fresh; unknown: nothing saved yet, keep the id for the first message */
+        if (page.status !== 'unknown') this.storage.update({ sessionId: null });
+        return this.showFresh();
+      }
+      if (this.stream) this.stream.controller.abort();
+      this.stream = null;
+      this.setBusy(false);
+      this.list.replaceChildren();
+      this.replies.clear();
+      this.renderPage(page);
+      const last = page.messages[page.messages.length - 1];
+      if (last && last.role === 'assistant' && last.status === 'streaming') this.resume(last.id);
+    }
+
+    renderPage(page, before) {
+      for (const message of page.messages) {
+        const item = this.addMessage(message.role, message.content, { id: message.id, status: message.status, before });
+        if (message.role === 'assistant') this.replies.set(message.id, item);
+      }
+      this.nextBefore = page.next_before;
+      this.earlier.hidden = !this.nextBefore;
+    }
+
+    async loadEarlier() {
+      if (!this.nextBefore) return;
+      const body = this.list.parentElement;
+      const height = body.scrollHeight;
+      try {
+        const response = await fetch(this.url('/history', { session_id: this.sessionId, limit: 30, before: this.nextBefore }));
+        if (!response.ok) return;
+        this.renderPage(await response.json(), this.list.firstElementChild);
+      } catch (error) {
+        return;
+      }
+      body.scrollTop = body.scrollHeight - height;
+    }
+
+    showFresh() {
+      if (this.stream) this.stream.controller.abort();
+      this.stream = null;
+      this.pending = null;
+      this.sessionId = null;
+      this.replies.clear();
+      this.error.hidden = true;
+      this.setBusy(false);
+      this.showGreeting();
+    }
+
+    reset(end) {
+      const sessionId = this.storage.read().sessionId;
+      if (sessionId) this.post('/sessions/end', { session_id: sessionId }).catch(() => {});
+      this.storage.update({ sessionId: null });
+      this.broadcast('reset');
+      this.showFresh();
+      this.confirm.hidden = true;
+      if (end) {
+        this.live.textContent = this.text.ended;
+        this.close();
+      } else this.input.focus();
+    }
+
+    /* ---- other tabs ---- */
+
+    broadcast(type) {
+      if (this.channel) this.channel.postMessage({ type, sessionId: this.sessionId });
+    }
+
+    onBroadcast(message) {
+      if (message.type === 'reset') this.showFresh();
+      else if (message.type === 'turn' && !this.stream) setTimeout(() => this.restore(), 150);
+    }
+
+    sync() {
+      const sessionId = this.storage.read().sessionId || null;
+      if (sessionId === (this.sessionId || null)) return;
+      if (!sessionId) this.showFresh();
+      else this.restore();
+    }
+  }
+
+  customElements.define('chat-widget', ChatWidget);
+})();
