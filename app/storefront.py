@@ -1,4 +1,4 @@
-"""The local storefront (development only): renders the real theme block and plays Shopify's app proxy."""
+"""The local storefront (development only): the real theme block and Shopify's app proxy."""
 
 from __future__ import annotations
 
@@ -74,8 +74,9 @@ def block_schema() -> dict[str, Any]:
     return schema
 
 
-def render_chat_embed(*, shop: str, locale: str = "en", settings: dict[str, Any] | None = None
-                      ) -> str:
+def render_chat_embed(
+    *, shop: str, locale: str = "en", settings: dict[str, Any] | None = None
+) -> str:
     """Render the real app embed block with its schema defaults, as the theme editor would."""
     source = (EXTENSION / "blocks" / "chat-embed.liquid").read_text(encoding="utf-8")
     defaults = {s["id"]: s.get("default", "") for s in block_schema()["settings"]}
@@ -111,19 +112,24 @@ class AppProxyEmulator:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.target is not None
-        rest = scope["path"][len(PROXY_PREFIX):]
+        rest = scope["path"][len(PROXY_PREFIX) :]
         query = [
             (key, value)
-            for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                                        keep_blank_values=True)
+            for key, value in parse_qsl(
+                scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+            )
             if key not in RESERVED
         ]
         signed = signed_proxy_query(
-            shop=self.shop, secret=self.secret, customer_id=self.customer_of(scope),
-            extra=dict(query), path_prefix=PROXY_PREFIX,
+            shop=self.shop,
+            secret=self.secret,
+            customer_id=self.customer_of(scope),
+            extra=dict(query),
+            path_prefix=PROXY_PREFIX,
         )
         path = "/proxy" + rest
         forwarded = dict(scope)
-        forwarded.update(path=path, raw_path=path.encode(), query_string=signed.encode(),
-                         root_path="")
+        forwarded.update(
+            path=path, raw_path=path.encode(), query_string=signed.encode(), root_path=""
+        )
         await self.target(forwarded, receive, send)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from app.__main__ import migrate
 from app.config import Settings
@@ -107,6 +108,32 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 async def client(server: LiveServer, db: Database) -> AsyncIterator[ProxyClient]:
     async with ProxyClient.for_new_shop(server.url, db) as proxy:
         yield proxy
+
+
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright; never a downloaded browser build.
+
+    Per test: Playwright's sync API keeps an event loop running in this thread while it is
+    open, which would break the asyncio tests that run after it.
+    """
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=BROWSER_ARGS
+        )
+        yield launched
+        launched.close()
 
 
 @pytest.fixture

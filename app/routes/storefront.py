@@ -1,8 +1,9 @@
-"""The local storefront, development only: a product page with the real widget and a playable proxy."""
+"""The local storefront (development only): a product page with the real widget."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -12,7 +13,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.demo import DEMO_SHOP
-from app.storefront import ASSETS, CUSTOMER_COOKIE, LOCALES, PROXY_PREFIX, AppProxyEmulator, render_chat_embed
+from app.storefront import (
+    ASSETS,
+    CUSTOMER_COOKIE,
+    LOCALES,
+    PROXY_PREFIX,
+    AppProxyEmulator,
+    render_chat_embed,
+)
 
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
@@ -25,15 +33,18 @@ async def storefront(request: Request) -> Response:
     locale = locale if locale in LOCALES else "en"
     widget = render_chat_embed(shop=DEMO_SHOP, locale=locale)
     page = templates.get_template("storefront.html").render(
-        shop=DEMO_SHOP, widget=Markup(widget), locale=locale, locales=LOCALES,
+        shop=DEMO_SHOP,
+        widget=Markup(widget),
+        locale=locale,
+        locales=LOCALES,
         customer=request.cookies.get(CUSTOMER_COOKIE),
     )
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
 async def switch_customer(request: Request) -> Response:
-    form = await request.form()
-    customer = str(form.get("customer_id", "")).strip()
+    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    customer = form.get("customer_id", "").strip()
     response = RedirectResponse("/storefront", status_code=303)
     if customer.isdigit():
         response.set_cookie(CUSTOMER_COOKIE, customer, httponly=True, samesite="lax")

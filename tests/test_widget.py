@@ -1,0 +1,514 @@
+"""The storefront widget in a real browser, against the local storefront and the offline AI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
+from sqlalchemy.pool import NullPool
+
+from app import repo
+from app.db import Database
+from app.demo import DEMO_SHOP
+from app.models import Message
+from tests.conftest import make_settings
+from tests.factories import messages_of
+from tests.servers import LiveServer, start_app_server
+
+T = TypeVar("T")
+STORAGE_KEY = f"scw:v1:{DEMO_SHOP}"
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+REPLY_DONE = ".scw__message--assistant[data-status=complete]"
+LONG = "Tell me about everything you sell and how it ships"
+
+# Record how the last reply's text grows, to see that it streams.
+WATCH_STREAM = """
+window.__lengths = [];
+new MutationObserver(() => {
+  const bubbles = document.querySelectorAll('.scw__message--assistant .scw__bubble');
+  const last = bubbles[bubbles.length - 1];
+  if (last) window.__lengths.push(last.textContent.length);
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+
+@pytest.fixture(scope="module")
+def storefront(database_url: str) -> Iterator[LiveServer]:
+    live = start_app_server(make_settings(database_url, offline_word_delay=0.03))
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_storefront(database_url: str) -> Iterator[LiveServer]:
+    live = start_app_server(make_settings(database_url, offline_word_delay=0.15))
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    yield context
+    context.close()
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run database work beside Playwright, whose sync API holds this thread's event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def db_messages(database_url: str, session_id: str) -> list[Message]:
+    async def read() -> list[Message]:
+        db = Database(database_url, poolclass=NullPool)
+        try:
+            return await messages_of(db, DEMO_SHOP, session_id)
+        finally:
+            await db.dispose()
+
+    return run(read())
+
+
+class Shopper:
+    def __init__(self, page: Page, server: LiveServer) -> None:
+        self.page = page
+        self.server = server
+        self.proxy_requests: list[str] = []
+        page.on(
+            "request",
+            lambda r: (
+                self.proxy_requests.append(f"{r.method} {r.url}") if "/apps/chat" in r.url else None
+            ),
+        )
+
+    def visit(self, query: str = "") -> Shopper:
+        self.page.goto(f"{self.server.url}/storefront{query}")
+        self.page.wait_for_function("customElements.get('chat-widget') !== undefined")
+        return self
+
+    def open(self) -> None:
+        if not self.page.locator(".scw__panel").is_visible():
+            self.page.click(".scw__launcher")
+        expect(self.page.locator(".scw__panel")).to_be_visible()
+
+    def send(self, text: str) -> None:
+        self.page.fill(".scw textarea", text)
+        self.page.keyboard.press("Enter")
+
+    def wait_replies(self, count: int) -> None:
+        expect(self.page.locator(REPLY_DONE)).to_have_count(count, timeout=15_000)
+
+    def stored(self) -> dict:
+        raw = self.page.evaluate(f"localStorage.getItem({json.dumps(STORAGE_KEY)})")
+        return json.loads(raw) if raw else {}
+
+    def texts(self, role: str) -> list[str]:
+        return self.page.locator(f".scw__message--{role} .scw__bubble").all_inner_texts()
+
+
+def test_nothing_is_sent_before_the_first_message_which_creates_the_session(
+    context: BrowserContext, storefront: LiveServer, database_url: str
+) -> None:
+    page = context.new_page()
+    page.add_init_script(WATCH_STREAM)
+    shopper = Shopper(page, storefront).visit()
+    shopper.open()
+    expect(page.locator(".scw__message--greeting .scw__bubble")).to_have_text(
+        "Hi! How can I help you today?"
+    )
+    page.wait_for_timeout(300)
+    assert shopper.proxy_requests == [], "opening the widget sends nothing"
+    assert shopper.stored().get("sessionId") is None
+
+    shopper.send("How long does shipping take?")
+    shopper.wait_replies(1)
+
+    session_id = shopper.stored()["sessionId"]
+    assert UUID4.fullmatch(session_id)
+    assert shopper.proxy_requests == [f"POST {storefront.url}/apps/chat/messages"]
+    assert shopper.texts("assistant")[0].startswith("Orders ship within 1–2 business days.")
+    expect(page.locator(".scw__message--greeting")).to_have_count(0)
+    lengths = page.evaluate("window.__lengths")
+    assert len(set(lengths)) > 5, "the reply appeared piece by piece"
+    saved = db_messages(database_url, session_id)
+    assert [m.role for m in saved] == ["user", "assistant"]
+    assert saved[1].content == shopper.texts("assistant")[0]
+    expect(page.locator(".scw [aria-live=polite]")).to_have_text(saved[1].content)
+
+
+def test_reload_restores_the_conversation(context: BrowserContext, storefront: LiveServer) -> None:
+    shopper = Shopper(context.new_page(), storefront).visit()
+    shopper.open()
+    shopper.send("What is your return policy?")
+    shopper.wait_replies(1)
+    shopper.send("Do you ship internationally?")
+    shopper.wait_replies(2)
+
+    shopper.page.reload()
+    shopper.wait_replies(2)
+    assert shopper.texts("user") == ["What is your return policy?", "Do you ship internationally?"]
+    expect(shopper.page.locator(".scw__panel")).to_be_visible()  # it stays open across pages
+
+    other = Shopper(context.new_page(), storefront).visit()  # a new tab of the same shop
+    other.open()
+    other.wait_replies(2)
+    assert other.texts("user") == shopper.texts("user")
+
+
+def test_reload_mid_reply_resumes_it(
+    context: BrowserContext, slow_storefront: LiveServer, database_url: str
+) -> None:
+    shopper = Shopper(context.new_page(), slow_storefront).visit()
+    shopper.open()
+    shopper.send(LONG)
+    expect(shopper.page.locator(".scw__message--assistant .scw__bubble")).not_to_have_text("")
+    shopper.page.reload()
+    shopper.wait_replies(1)
+    session_id = shopper.stored()["sessionId"]
+    saved = db_messages(database_url, session_id)
+    assert saved[-1].status == "complete"
+    assert shopper.texts("assistant") == [saved[-1].content]
+    assert shopper.texts("user") == [LONG]
+
+
+def test_reset_clears_and_the_next_message_starts_a_new_session(
+    context: BrowserContext, storefront: LiveServer, database_url: str
+) -> None:
+    shopper = Shopper(context.new_page(), storefront).visit()
+    shopper.open()
+    shopper.send("hello")
+    shopper.wait_replies(1)
+    first = shopper.stored()["sessionId"]
+
+    shopper.page.click("[data-action=menu]")
+    shopper.page.click("[data-action=reset]")
+    expect(shopper.page.locator(".scw__message--greeting")).to_be_visible()
+    expect(shopper.page.locator(".scw__message--user")).to_have_count(0)
+    assert shopper.stored().get("sessionId") is None
+
+    requests: list[dict] = []
+    shopper.page.on(
+        "request",
+        lambda r: (
+            requests.append(r.post_data_json) if r.url.endswith("/apps/chat/messages") else None
+        ),
+    )
+    shopper.send("hi again")
+    shopper.wait_replies(1)
+    second = shopper.stored()["sessionId"]
+    assert second != first and UUID4.fullmatch(second)
+    assert requests[0]["session_id"] == second
+    assert len(db_messages(database_url, first)) == 2, "the old conversation stays for the merchant"
+
+    async def status() -> str:
+        db = Database(database_url, poolclass=NullPool)
+        async with db.session() as session:
+            shop = await repo.get_shop(session, domain=DEMO_SHOP)
+            assert shop is not None and shop.id is not None
+            conversation = await repo.get_conversation(session, shop_id=shop.id, session_id=first)
+        await db.dispose()
+        assert conversation is not None
+        return conversation.status
+
+    assert run(status()) == "ended"
+
+
+def test_end_chat_asks_first(context: BrowserContext, storefront: LiveServer) -> None:
+    shopper = Shopper(context.new_page(), storefront).visit()
+    shopper.open()
+    shopper.send("hello")
+    shopper.wait_replies(1)
+    shopper.page.click("[data-action=menu]")
+    shopper.page.click("[data-action=end]")
+    expect(shopper.page.locator(".scw__confirm")).to_be_visible()
+    shopper.page.click("[data-action=cancel-end]")
+    assert shopper.stored()["sessionId"], "cancel keeps the chat"
+    shopper.page.click("[data-action=menu]")
+    shopper.page.click("[data-action=end]")
+    shopper.page.click("[data-action=confirm-end]")
+    expect(shopper.page.locator(".scw__panel")).to_be_hidden()
+    assert shopper.stored().get("sessionId") is None
+
+
+BLOCK_STORAGE = """
+for (const name of ['localStorage', 'sessionStorage']) {
+  const blocked = () => { throw new DOMException('blocked', 'SecurityError'); };
+  Object.defineProperty(window, name, { get: blocked });
+}
+delete Crypto.prototype.randomUUID;
+"""
+
+
+def test_chat_works_when_storage_throws(context: BrowserContext, storefront: LiveServer) -> None:
+    page = context.new_page()
+    page.add_init_script(BLOCK_STORAGE)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    requests: list[dict] = []
+    page.on("request", lambda r: requests.append(r.post_data_json) if r.method == "POST" else None)
+    shopper = Shopper(page, storefront).visit()
+    shopper.open()
+    shopper.send("How much does shipping cost?")
+    shopper.wait_replies(1)
+    shopper.send("How do I find my size?")
+    shopper.wait_replies(2)
+    assert errors == []
+    sessions = {r["session_id"] for r in requests}
+    assert len(sessions) == 1, "one session for the page, kept in memory"
+    assert UUID4.fullmatch(sessions.pop()), "made with getRandomValues when randomUUID is missing"
+
+
+def test_failed_turn_shows_error_and_retry_sends_no_duplicate(
+    context: BrowserContext, storefront: LiveServer, database_url: str
+) -> None:
+    page = context.new_page()
+    shopper = Shopper(page, storefront).visit()
+    shopper.open()
+    page.route("**/apps/chat/messages", lambda route: route.abort("connectionreset"))
+    shopper.send("What is your return policy?")
+    error = page.locator(".scw__error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("Something went wrong")
+    page.unroute("**/apps/chat/messages")
+
+    bodies: list[dict] = []
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.method == "POST" else None)
+    page.click("[data-action=retry]")
+    shopper.wait_replies(1)
+    expect(error).to_be_hidden()
+    assert shopper.texts("user") == ["What is your return policy?"]
+    session_id = shopper.stored()["sessionId"]
+    saved = db_messages(database_url, session_id)
+    assert [m.role for m in saved] == ["user", "assistant"]
+    assert saved[0].client_message_id == bodies[0]["client_message_id"]
+
+
+def test_retry_after_the_server_saved_the_message_does_not_duplicate_it(
+    context: BrowserContext, storefront: LiveServer, database_url: str
+) -> None:
+    page = context.new_page()
+    shopper = Shopper(page, storefront).visit()
+    shopper.open()
+
+    def lose_the_answer(route: Route) -> None:
+        route.fetch()  # the server gets and saves the message; the answer never arrives
+        route.abort("connectionreset")
+
+    page.route("**/apps/chat/messages", lose_the_answer)
+    shopper.send("How can I track my order?")
+    expect(page.locator(".scw__error")).to_be_visible()
+    page.unroute("**/apps/chat/messages")
+    page.click("[data-action=retry]")
+    shopper.wait_replies(1)
+    saved = db_messages(database_url, shopper.stored()["sessionId"])
+    assert [m.content for m in saved if m.role == "user"] == ["How can I track my order?"]
+    assert len(saved) == 2
+
+
+def test_too_many_messages_says_when_to_try_again(
+    context: BrowserContext, storefront: LiveServer
+) -> None:
+    page = context.new_page()
+    shopper = Shopper(page, storefront).visit()
+    shopper.open()
+    page.route(
+        "**/apps/chat/messages",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "12", "Content-Type": "application/json"},
+            body=json.dumps({"error": {"code": "rate_limited", "message": "slow down"}}),
+        ),
+    )
+    shopper.send("hello")
+    expect(page.locator(".scw__error")).to_contain_text("Too many messages, try again in 12 s")
+
+
+def test_stop_stops_the_reply(
+    context: BrowserContext, slow_storefront: LiveServer, database_url: str
+) -> None:
+    shopper = Shopper(context.new_page(), slow_storefront).visit()
+    shopper.open()
+    shopper.send(LONG)
+    stop = shopper.page.locator(".scw__stop")
+    expect(stop).to_be_visible()
+    expect(shopper.page.locator(".scw__message--assistant .scw__bubble")).not_to_have_text("")
+    stop.click()
+    stopped = shopper.page.locator(".scw__message--assistant[data-status=stopped]")
+    expect(stopped).to_have_count(1)
+    expect(stopped).to_contain_text("Stopped")
+    expect(stop).to_be_hidden()
+    saved = db_messages(database_url, shopper.stored()["sessionId"])
+    assert saved[-1].status == "stopped"
+    assert saved[-1].content and shopper.texts("assistant")[0] == saved[-1].content.strip()
+
+
+def test_two_tabs_share_one_conversation(context: BrowserContext, storefront: LiveServer) -> None:
+    one = Shopper(context.new_page(), storefront).visit()
+    two = Shopper(context.new_page(), storefront).visit()
+    one.open()
+    two.open()
+    one.send("What is your return policy?")
+    one.wait_replies(1)
+    two.wait_replies(1)
+    assert two.texts("user") == ["What is your return policy?"]
+    assert two.texts("assistant") == one.texts("assistant")
+
+    two.send("Do you ship internationally?")
+    one.wait_replies(2)
+    assert one.texts("user") == ["What is your return policy?", "Do you ship internationally?"]
+
+    one.page.click("[data-action=menu]")
+    one.page.click("[data-action=reset]")
+    expect(two.page.locator(".scw__message--user")).to_have_count(0)
+    expect(two.page.locator(".scw__message--greeting")).to_be_visible()
+
+
+def test_the_whole_flow_by_keyboard(context: BrowserContext, storefront: LiveServer) -> None:
+    page = context.new_page()
+    shopper = Shopper(page, storefront).visit()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('scw__launcher')"):
+            break
+    else:
+        pytest.fail("the launcher is not reachable by Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator(".scw__panel")).to_be_visible()
+    assert page.evaluate("document.activeElement.tagName") == "TEXTAREA"
+    page.keyboard.type("How do I find my size?")
+    page.keyboard.press("Enter")
+    shopper.wait_replies(1)
+
+    inside = "document.querySelector('.scw__panel').contains(document.activeElement)"
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        assert page.evaluate(inside), "focus stays inside the dialog"
+    for _ in range(5):
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate(inside)
+
+    page.focus("[data-action=menu]")
+    page.keyboard.press("Enter")
+    expect(page.locator(".scw__menu")).to_be_visible()
+    assert page.evaluate("document.activeElement.dataset.action") == "reset"
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.dataset.action") == "end"
+    page.keyboard.press("Escape")
+    expect(page.locator(".scw__menu")).to_be_hidden()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # Reset conversation
+    expect(page.locator(".scw__message--greeting")).to_be_visible()
+
+    page.keyboard.press("Escape")
+    expect(page.locator(".scw__panel")).to_be_hidden()
+    assert page.evaluate("document.activeElement.classList.contains('scw__launcher')")
+
+
+def test_replies_render_a_safe_markdown_subset(
+    context: BrowserContext, storefront: LiveServer, database_url: str
+) -> None:
+    answer = (
+        "Our **gift cards** come in:\n\n- $25\n- $50\n\nSee [the gift page](/pages/gifts) "
+        'or <img src=x onerror="window.__owned=1"> <script>window.__owned=2</script>'
+    )
+
+    async def add_faq() -> None:
+        db = Database(database_url, poolclass=NullPool)
+        async with db.session() as session:
+            shop = await repo.get_shop(session, domain=DEMO_SHOP)
+            assert shop is not None and shop.id is not None
+            entries = [
+                (f.question, f.answer) for f in await repo.list_faq(session, shop_id=shop.id)
+            ]
+            if all(q != "Do you sell gift cards?" for q, _ in entries):
+                await repo.replace_faq(
+                    session,
+                    shop_id=shop.id,
+                    entries=[*entries, ("Do you sell gift cards?", answer)],
+                )
+        await db.dispose()
+
+    run(add_faq())
+    page = context.new_page()
+    shopper = Shopper(page, storefront).visit()
+    shopper.open()
+    shopper.send("gift cards?")
+    shopper.wait_replies(1)
+    bubble = page.locator(".scw__message--assistant .scw__bubble").last
+    expect(bubble.locator("strong")).to_have_text("gift cards")
+    expect(bubble.locator("ul li")).to_have_count(2)
+    expect(bubble.locator("a")).to_have_attribute("href", "/pages/gifts")
+    expect(bubble.locator("img, script")).to_have_count(0)
+    expect(bubble).to_contain_text("<img src=x")
+    assert page.evaluate("window.__owned") is None
+
+
+def test_widget_fits_and_leaves_the_page_alone(
+    browser: Browser, storefront: LiveServer, artifacts_dir: Path
+) -> None:
+    for width, height in ((1280, 800), (375, 740), (320, 568)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        shopper = Shopper(page, storefront).visit()
+        viewport = page.evaluate("document.querySelector('meta[name=viewport]').content")
+        font = page.evaluate("getComputedStyle(document.body).fontFamily")
+        page.screenshot(path=str(artifacts_dir / f"widget-closed-{width}.png"))
+        shopper.open()
+        shopper.send("How long does shipping take?")
+        shopper.wait_replies(1)
+        shopper.send("And returns?")
+        shopper.wait_replies(2)
+        page.screenshot(path=str(artifacts_dir / f"widget-open-{width}.png"))
+        box = page.locator(".scw__panel").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+        send = page.locator(".scw__send").bounding_box()
+        assert send is not None and send["x"] + send["width"] <= width
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, "no sideways scroll"
+        assert page.evaluate("document.querySelector('meta[name=viewport]').content") == viewport
+        assert page.evaluate("getComputedStyle(document.body).fontFamily") == font
+        context.close()
+
+
+def test_reduced_motion_is_honoured(browser: Browser, storefront: LiveServer) -> None:
+    context = browser.new_context(reduced_motion="reduce")
+    page = context.new_page()
+    Shopper(page, storefront).visit().open()
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('.scw__panel')).animationName")
+        == "none"
+    )
+    context.close()
+
+
+def test_logged_in_customer_chats_under_their_id(
+    context: BrowserContext, storefront: LiveServer
+) -> None:
+    page = context.new_page()
+    shopper = Shopper(page, storefront).visit()
+    page.click("text=Log in as customer")
+    expect(page.locator("[data-customer]")).to_have_text("Logged in as customer 1001")
+    shopper.open()
+    shopper.send("hello")
+    shopper.wait_replies(1)
+    page.click("text=Log out")
+    shopper.wait_replies(0)
+    expect(page.locator(".scw__message--greeting")).to_be_visible()
+
+
+def test_french_storefront(context: BrowserContext, storefront: LiveServer) -> None:
+    page = context.new_page()
+    Shopper(page, storefront).visit("?locale=fr")
+    expect(page.locator(".scw__launcher")).to_have_text("Discuter avec nous")
+    page.click(".scw__launcher")
+    expect(page.locator(".scw textarea")).to_have_attribute("placeholder", "Écrivez votre message…")
+    expect(page.locator(".scw__message--greeting .scw__bubble")).to_have_text(
+        "Bonjour ! Comment puis-je vous aider ?"
+    )
