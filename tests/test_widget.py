@@ -19,7 +19,7 @@ from app.db import Database
 from app.demo import DEMO_SHOP
 from app.models import Message
 from tests.conftest import make_settings
-from tests.factories import messages_of
+from tests.factories import ProxyClient, messages_of, new_id
 from tests.servers import LiveServer, start_app_server
 
 T = TypeVar("T")
@@ -221,14 +221,18 @@ def test_reset_clears_and_the_next_message_starts_a_new_session(
     assert run(status()) == "ended"
 
 
-def test_end_chat_asks_first(context: BrowserContext, storefront: LiveServer) -> None:
+def test_end_chat_asks_first(
+    context: BrowserContext, storefront: LiveServer, artifacts_dir: Path
+) -> None:
     shopper = Shopper(context.new_page(), storefront).visit()
     shopper.open()
     shopper.send("hello")
     shopper.wait_replies(1)
     shopper.page.click("[data-action=menu]")
+    shopper.page.screenshot(path=str(artifacts_dir / "widget-menu-1280.png"))
     shopper.page.click("[data-action=end]")
     expect(shopper.page.locator(".scw__confirm")).to_be_visible()
+    shopper.page.screenshot(path=str(artifacts_dir / "widget-end-confirm-1280.png"))
     shopper.page.click("[data-action=cancel-end]")
     assert shopper.stored()["sessionId"], "cancel keeps the chat"
     shopper.page.click("[data-action=menu]")
@@ -267,7 +271,7 @@ def test_chat_works_when_storage_throws(context: BrowserContext, storefront: Liv
 
 
 def test_failed_turn_shows_error_and_retry_sends_no_duplicate(
-    context: BrowserContext, storefront: LiveServer, database_url: str
+    context: BrowserContext, storefront: LiveServer, database_url: str, artifacts_dir: Path
 ) -> None:
     page = context.new_page()
     shopper = Shopper(page, storefront).visit()
@@ -277,6 +281,7 @@ def test_failed_turn_shows_error_and_retry_sends_no_duplicate(
     error = page.locator(".scw__error")
     expect(error).to_be_visible()
     expect(error).to_contain_text("Something went wrong")
+    page.screenshot(path=str(artifacts_dir / "widget-error-1280.png"))
     page.unroute("**/apps/chat/messages")
 
     bodies: list[dict] = []
@@ -512,3 +517,68 @@ def test_french_storefront(context: BrowserContext, storefront: LiveServer) -> N
     expect(page.locator(".scw__message--greeting .scw__bubble")).to_have_text(
         "Bonjour ! Comment puis-je vous aider ?"
     )
+
+
+def _seed(server: LiveServer, session_id: str, turns: int, end: bool = False) -> None:
+    async def seed() -> None:
+        async with ProxyClient(server.url, DEMO_SHOP) as client:
+            for i in range(turns):
+                turn = await client.send(session_id, f"question {i}")
+                assert turn.last.event == "done"
+            if end:
+                await client.post("/proxy/sessions/end", {"session_id": session_id})
+
+    run(seed())
+
+
+def _remember(page: Page, session_id: str) -> None:
+    stored = json.dumps({"sessionId": session_id, "open": True})
+    page.add_init_script(f"localStorage.setItem({json.dumps(STORAGE_KEY)}, {json.dumps(stored)})")
+
+
+def test_load_earlier_pages_back_through_a_long_conversation(
+    context: BrowserContext, server: LiveServer, storefront: LiveServer
+) -> None:
+    session_id = new_id()
+    _seed(server, session_id, 17)
+    page = context.new_page()
+    _remember(page, session_id)
+    shopper = Shopper(page, storefront).visit()
+    expect(page.locator(".scw__message")).to_have_count(30)
+    assert shopper.texts("user")[-1] == "question 16"
+    page.click("[data-action=earlier]")
+    expect(page.locator(".scw__message")).to_have_count(34)
+    assert shopper.texts("user")[0] == "question 0"
+    expect(page.locator("[data-action=earlier]")).to_be_hidden()
+
+
+def test_an_ended_session_starts_fresh(
+    context: BrowserContext, server: LiveServer, storefront: LiveServer
+) -> None:
+    session_id = new_id()
+    _seed(server, session_id, 1, end=True)
+    page = context.new_page()
+    _remember(page, session_id)
+    shopper = Shopper(page, storefront).visit()
+    expect(page.locator(".scw__message--greeting")).to_be_visible()
+    expect(page.locator(".scw__message--user")).to_have_count(0)
+    page.wait_for_function(
+        f"!JSON.parse(localStorage.getItem({json.dumps(STORAGE_KEY)})).sessionId"
+    )
+    shopper.send("hello")
+    shopper.wait_replies(1)
+    assert shopper.stored()["sessionId"] != session_id
+
+
+def test_typing_indicator_until_the_first_words(
+    context: BrowserContext, slow_storefront: LiveServer
+) -> None:
+    page = context.new_page()
+    shopper = Shopper(page, slow_storefront).visit()
+    shopper.open()
+    shopper.send(LONG)
+    typing = page.locator(".scw__typing")
+    expect(typing).to_be_visible()
+    expect(typing).to_contain_text("The assistant is typing")
+    expect(page.locator(".scw__message--assistant .scw__bubble")).not_to_have_text("")
+    expect(typing).to_be_hidden()

@@ -61,8 +61,8 @@ def compose_reply(question: str, faq: Sequence[FaqItem]) -> str:
     else:
         reply = FALLBACK
     if faq:
-        topics = "; ".join(entry.question for entry in list(faq)[:5])
-        reply += f" I can help with questions like: {topics}"
+        topics = "\n".join(f"- {entry.question}" for entry in list(faq)[:5])
+        reply += f"\n\nI can help with questions like:\n\n{topics}"
     return reply
 
 
@@ -75,7 +75,7 @@ class OfflineProvider:
     async def stream(self, request: ReplyRequest) -> AsyncIterator[str | Finished]:
         question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         reply = compose_reply(question, request.faq)
-        for piece in re.findall(r"\S+\s*", reply):
+        for piece in re.findall(r"\s*\S+", reply):
             if self.word_delay:
                 await asyncio.sleep(self.word_delay)
             yield piece
