@@ -14,6 +14,7 @@ from alembic.config import Config
 
 from app import repo
 from app.config import ConfigError, Settings, load_settings
+from app.crypto import TokenCipher
 from app.db import Database
 from app.shopify import is_shop_domain
 
@@ -29,12 +30,13 @@ def migrate(database_url: str) -> None:
 
 
 async def add_shop(
-    database_url: str, domain: str, access_token: str | None, faq_file: str | None
+    settings: Settings, domain: str, access_token: str | None, faq_file: str | None
 ) -> None:
-    db = Database(database_url)
+    db = Database(settings.database_url)
+    encrypted = TokenCipher.from_settings(settings).encrypt(access_token)
     try:
         async with db.session() as session:
-            shop = await repo.install_shop(session, domain=domain, access_token=access_token)
+            shop = await repo.install_shop(session, domain=domain, access_token=encrypted)
             if faq_file:
                 entries = json.loads(await asyncio.to_thread(Path(faq_file).read_text))
                 assert shop.id is not None
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    asyncio.run(add_shop(settings.database_url, domain, args.access_token, args.faq))
+    asyncio.run(add_shop(settings, domain, args.access_token, args.faq))
     print(f"{domain} registered")
     return 0
 

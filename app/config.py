@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -55,6 +57,11 @@ class Settings:
     stream_flush_interval: float = 0.2
     stale_stream_after: float = 60.0
     shutdown_grace: float = 10.0
+    token_encryption_key: str = ""
+    shopify_admin_base_url: str = ""
+    shopify_api_version: str = "2025-10"
+    abandon_after_minutes: float = 30.0
+    sweep_interval: float = 60.0
     log_level: str = "info"
 
     @property
@@ -130,6 +137,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stream_flush_interval=_float(env, "STREAM_FLUSH_INTERVAL", 0.2),
         stale_stream_after=_float(env, "STALE_STREAM_AFTER", 60.0),
         shutdown_grace=_float(env, "SHUTDOWN_GRACE", 10.0),
+        token_encryption_key=env.get("TOKEN_ENCRYPTION_KEY", ""),
+        shopify_admin_base_url=env.get("SHOPIFY_ADMIN_BASE_URL", "").rstrip("/"),
+        shopify_api_version=env.get("SHOPIFY_API_VERSION", "2025-10"),
+        abandon_after_minutes=_float(env, "ABANDON_AFTER_MINUTES", 30.0),
+        sweep_interval=_float(env, "SWEEP_INTERVAL", 60.0),
         log_level=env.get("LOG_LEVEL", "info"),
     )
     check_settings(settings)
@@ -158,5 +170,19 @@ def check_settings(settings: Settings) -> None:
         )
     ):
         problems.append(f"AI_API_KEY is required for AI_PROVIDER={settings.ai_provider}")
+    if not _is_fernet_key(settings.token_encryption_key):
+        problems.append(
+            "TOKEN_ENCRYPTION_KEY is missing or not a Fernet key (make one with: python -c "
+            "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        )
+    if settings.shopify_admin_base_url:
+        problems.append("SHOPIFY_ADMIN_BASE_URL is for tests and development only")
     if problems:
         raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+def _is_fernet_key(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode())) == 32
+    except (ValueError, binascii.Error):
+        return False

@@ -12,14 +12,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.ai import make_provider
+from app.ai.offline import OfflineProvider
 from app.config import Settings, load_settings
+from app.crypto import TokenCipher
 from app.db import Database
 from app.demo import DEMO_SHOP, ensure_demo_shop
 from app.errors import exception_handlers
 from app.replies import Replies
-from app.routes import proxy
+from app.routes import admin, auth, proxy, webhooks
+from app.routes.dashboard import dashboard_routes
 from app.shopify import Shopify
 from app.state import AppState
+from app.sweeper import Sweeper
 
 
 async def healthz(_request: Request) -> Response:
@@ -29,6 +33,7 @@ async def healthz(_request: Request) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     logging.basicConfig(level=settings.log_level.upper())
+    TokenCipher.from_settings(settings)  # fail at start, not at the first install
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -41,14 +46,27 @@ def create_app(settings: Settings | None = None) -> Starlette:
             stale_after=settings.stale_stream_after,
             grace=settings.shutdown_grace,
         )
+        shopify = Shopify(
+            api_key=settings.shopify_api_key,
+            api_secret=settings.shopify_api_secret,
+            scopes=settings.scopes,
+            app_url=settings.shopify_app_url,
+            api_version=settings.shopify_api_version,
+            admin_base_url=settings.shopify_admin_base_url,
+        )
+        sweeper = Sweeper(
+            db=db,
+            abandon_after_minutes=settings.abandon_after_minutes,
+            interval=settings.sweep_interval,
+        )
         app.state.chat = AppState(
             settings=settings,
             db=db,
             provider=provider,
             replies=replies,
-            shopify=Shopify(
-                api_key=settings.shopify_api_key, api_secret=settings.shopify_api_secret
-            ),
+            shopify=shopify,
+            offline=OfflineProvider(word_delay=settings.offline_word_delay),
+            sweeper=sweeper,
         )
         if settings.development:
             try:
@@ -56,14 +74,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
             except Exception:
                 logging.getLogger("app").exception("could not register the demo shop")
         await replies.start()
+        sweeper.start()
         try:
             yield
         finally:
+            await sweeper.close()
             await replies.close()
             await provider.aclose()
+            await shopify.aclose()
             await db.dispose()
 
-    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"]), *proxy.routes]
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        *proxy.routes,
+        *webhooks.routes,
+        *auth.routes,
+        *admin.routes,
+        *dashboard_routes(settings.development),
+    ]
     emulator = None
     if settings.development:
         from app.routes.storefront import storefront_routes

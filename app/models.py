@@ -33,11 +33,23 @@ class Shop(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
     domain: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
+    # Tokens are stored encrypted (app/crypto.py), never in clear.
     access_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    refresh_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    access_token_expires_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+    refresh_token_expires_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+    scopes: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     installed: bool = Field(default=True, sa_column=sa.Column(sa.Boolean, nullable=False))
     system_prompt: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     greeting: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     accent_color: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
+    ai_provider: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
+    ai_model: str | None = Field(default=None, sa_column=sa.Column(sa.String(100)))
+    retention_days: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
     )
@@ -66,6 +78,8 @@ class Conversation(SQLModel, table=True):
         sa.UniqueConstraint("shop_id", "session_id", name="uq_conversations_shop_session"),
         sa.Index("ix_conversations_shop_activity", "shop_id", "last_activity_at"),
         sa.Index("ix_conversations_status_activity", "status", "last_activity_at"),
+        sa.Index("ix_conversations_shop_customer", "shop_id", "customer_id"),
+        sa.Index("ix_conversations_shop_created", "shop_id", "created_at"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
@@ -144,5 +158,43 @@ class Message(SQLModel, table=True):
         default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
     )
     updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+
+
+class WebhookEvent(SQLModel, table=True):
+    """Each webhook once: its id deduplicates retries; unprocessed ones are retried."""
+
+    __tablename__ = "webhook_events"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    webhook_id: str = Field(sa_column=sa.Column(sa.String(100), nullable=False, unique=True))
+    topic: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
+    shop_domain: str = Field(sa_column=sa.Column(sa.String(255), nullable=False))
+    payload: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+    processed_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True, index=True)
+    )
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
+
+
+class DataRequest(SQLModel, table=True):
+    """A customer's request for their data (customers/data_request), for the merchant to export."""
+
+    __tablename__ = "data_requests"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    shop_id: int = Field(
+        sa_column=sa.Column(
+            BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    customer_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    customer_email: str | None = Field(default=None, sa_column=sa.Column(sa.String(320)))
+    request_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    created_at: datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
     )

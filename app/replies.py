@@ -128,27 +128,33 @@ class Replies:
         await asyncio.gather(*self._loops, return_exceptions=True)
 
     def begin(
-        self, *, message_id: int, public_id: str, conversation_id: int, request: ReplyRequest
+        self,
+        *,
+        message_id: int,
+        public_id: str,
+        conversation_id: int,
+        request: ReplyRequest,
+        provider: Provider | None = None,
     ) -> LiveReply:
         reply = LiveReply(
             message_id=message_id, public_id=public_id, conversation_id=conversation_id
         )
         self.live[public_id] = reply
-        task = asyncio.create_task(self._run(reply, request))
+        task = asyncio.create_task(self._run(reply, request, provider or self.provider))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return reply
 
-    async def _consume(self, reply: LiveReply, request: ReplyRequest) -> None:
-        async for item in self.provider.stream(request):
+    async def _consume(self, reply: LiveReply, request: ReplyRequest, provider: Provider) -> None:
+        async for item in provider.stream(request):
             if isinstance(item, Finished):
                 reply.finish_reason = item.reason
             elif item:
                 reply.append(item)
 
-    async def _run(self, reply: LiveReply, request: ReplyRequest) -> None:
+    async def _run(self, reply: LiveReply, request: ReplyRequest, provider: Provider) -> None:
         status, finish, error = "complete", None, None
-        reply.consumer = asyncio.create_task(self._consume(reply, request))
+        reply.consumer = asyncio.create_task(self._consume(reply, request, provider))
         try:
             await reply.consumer
             finish = reply.finish_reason or "stop"

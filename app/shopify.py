@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from shopify_app import ShopifyApp
+import httpx
+from shopify_app import (
+    ShopifyApp,
+    TokenExchangeAccessToken,
+    admin_graphql_request_async,
+    refresh_access_token_async,
+    token_exchange_async,
+)
 
 SHOP_DOMAIN_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
 # Parameters whose repetition Shopify never sends; a repeat is a tampering attempt.
@@ -43,14 +53,116 @@ def is_shop_domain(value: str) -> bool:
     return bool(SHOP_DOMAIN_RE.fullmatch(value))
 
 
+class ShopifyAuthError(Exception):
+    """A request claiming to come from Shopify that does not verify; `headers` go with the 401."""
+
+    def __init__(
+        self, code: str, message: str, headers: Mapping[str, str] | None = None, status: int = 401
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+        self.status = status
+
+
+class ShopifyAdminError(Exception):
+    """Shopify's admin refused or failed an exchange (code, token, refresh, GraphQL)."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    shop: str
+    topic: str
+    webhook_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SessionToken:
+    shop: str
+    user_id: str | None
+    token: str
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AccessGrant:
+    access_token: str
+    scope: str
+    expires_at: datetime | None
+    refresh_token: str | None
+    refresh_token_expires_at: datetime | None
+
+
+class _AdminTransport(httpx.AsyncBaseTransport):
+    """Tests and development only: sends https://{shop}/admin/... to a fake admin on loopback."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = httpx.URL(base_url)
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host.endswith(".myshopify.com"):
+            request.url = request.url.copy_with(
+                scheme=self.base.scheme, host=self.base.host, port=self.base.port
+            )
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _grant(token: TokenExchangeAccessToken) -> AccessGrant:
+    return AccessGrant(
+        access_token=token.token,
+        scope=token.scope,
+        expires_at=_parse_time(token.expires),
+        refresh_token=token.refresh_token,
+        refresh_token_expires_at=_parse_time(token.refresh_token_expires),
+    )
+
+
+def _escape_oauth(value: str, *, key: bool = False) -> str:
+    value = value.replace("%", "%25").replace("&", "%26")
+    return value.replace("=", "%3D") if key else value
+
+
 class Shopify:
     """Our app's view of Shopify: built once from the settings."""
 
-    def __init__(self, *, api_key: str, api_secret: str, old_api_secret: str | None = None):
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_secret: str,
+        old_api_secret: str | None = None,
+        scopes: str = "",
+        app_url: str = "",
+        api_version: str = "2025-10",
+        admin_base_url: str = "",
+    ) -> None:
+        self.api_key = api_key
         self.api_secret = api_secret
+        self.scopes = scopes
+        self.app_url = app_url.rstrip("/")
+        self.api_version = api_version
         self.app = ShopifyApp(
             client_id=api_key, client_secret=api_secret, old_client_secret=old_api_secret
         )
+        transport = _AdminTransport(admin_base_url) if admin_base_url else None
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0), transport=transport)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
     def verify_app_proxy(
         self, *, method: str, url: str, query_string: str, headers: Mapping[str, str]
@@ -110,3 +222,201 @@ def signed_proxy_query(
     }
     params["signature"] = sign_proxy_query(params, secret)
     return urlencode(params)
+
+
+# The methods below extend Shopify; kept as functions over it to keep each concern readable.
+
+
+def verify_webhook(
+    shopify: Shopify, *, url: str, headers: Mapping[str, str], body: bytes
+) -> Webhook:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ShopifyAuthError("invalid_hmac", "The webhook body is not UTF-8.") from exc
+    result = shopify.app.verify_webhook_req(
+        {"method": "POST", "headers": dict(headers), "url": url, "body": text}
+    )
+    if not result.ok:
+        # Shopify's package answers a missing header with 400; a missing signature is still an
+        # unauthenticated request, so both are 401 here, as the webhook contract asks.
+        code = result.log.code if result.log.code != "missing_hmac_header" else "missing_hmac"
+        raise ShopifyAuthError(code, "The webhook signature is missing or does not match.")
+    try:
+        payload = json.loads(text) if text else {}
+    except ValueError as exc:
+        raise ShopifyAuthError("invalid_body", "The webhook body is not JSON.") from exc
+    header_shop = (headers.get("x-shopify-shop-domain") or "").lower()
+    # The shop header is not signed; the body is. Where the body names the shop, they must agree.
+    body_shop = str(payload.get("shop_domain") or payload.get("myshopify_domain") or "").lower()
+    shop = body_shop or header_shop
+    if not is_shop_domain(shop) or (header_shop and body_shop and header_shop != body_shop):
+        raise ShopifyAuthError("invalid_shop", "The webhook does not name a shop consistently.")
+    return Webhook(
+        shop=shop,
+        topic=headers.get("x-shopify-topic", ""),
+        webhook_id=headers.get("x-shopify-webhook-id", "") or headers.get("x-shopify-event-id", ""),
+        payload=payload if isinstance(payload, dict) else {},
+    )
+
+
+def verify_session_token(
+    shopify: Shopify, *, method: str, url: str, headers: Mapping[str, str]
+) -> SessionToken:
+    """An App Bridge session token (Authorization: Bearer, or id_token on a document request)."""
+    result = shopify.app.verify_app_home_req(
+        {"method": method, "headers": dict(headers), "url": url, "body": ""},
+        app_home_patch_id_token_path="/auth/session-token",
+    )
+    if not result.ok or not result.shop or result.id_token is None:
+        headers = dict(result.response.headers)
+        if result.response.status == 401:
+            headers["X-Shopify-Retry-Invalid-Session-Request"] = "1"
+        raise ShopifyAuthError(
+            result.log.code,
+            "A valid Shopify session token is required.",
+            headers,
+            status=result.response.status if result.response.status in (302, 401) else 401,
+        )
+    return SessionToken(
+        shop=f"{result.shop}.myshopify.com",
+        user_id=result.user_id,
+        token=result.id_token.token,
+        claims=dict(result.id_token.claims),
+    )
+
+
+def verify_oauth_query(shopify: Shopify, query: str) -> dict[str, str]:
+    """The `hmac` of an install/open URL or OAuth callback (shopifyapp has no check for these).
+
+    Shopify's scheme: drop hmac and signature, escape %, & (and = in keys), sort, join with &.
+    Returns the query as a dict; raises ShopifyAuthError on a bad or missing signature.
+    """
+    pairs = parse_qsl(query, keep_blank_values=True)
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ShopifyAuthError("repeated_parameter", "The request repeats a parameter.")
+    params = dict(pairs)
+    received = params.pop("hmac", "")
+    params.pop("signature", None)
+    message = "&".join(
+        f"{_escape_oauth(k, key=True)}={_escape_oauth(v)}" for k, v in sorted(params.items())
+    )
+    expected = hmac.new(shopify.api_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    if not received or not hmac.compare_digest(received.lower(), expected):
+        raise ShopifyAuthError("invalid_hmac", "The request's hmac is missing or does not match.")
+    timestamp = params.get("timestamp", "")
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 24 * 3600:
+        raise ShopifyAuthError("stale_request", "The request's timestamp is missing or too old.")
+    shop = params.get("shop", "").lower()
+    if not is_shop_domain(shop):
+        raise ShopifyAuthError("invalid_shop", "The shop is not a myshopify domain.")
+    params["shop"] = shop
+    return params
+
+
+def authorize_url(shopify: Shopify, *, shop: str, state: str) -> str:
+    query = urlencode(
+        {
+            "client_id": shopify.api_key,
+            "scope": shopify.scopes,
+            "redirect_uri": f"{shopify.app_url}/auth/callback",
+            "state": state,
+        }
+    )
+    return f"https://{shop}/admin/oauth/authorize?{query}"
+
+
+async def exchange_code(shopify: Shopify, *, shop: str, code: str) -> AccessGrant:
+    """Authorization code grant, asking for an expiring offline token (expiring=1)."""
+    try:
+        response = await shopify.http.post(
+            f"https://{shop}/admin/oauth/access_token",
+            json={
+                "client_id": shopify.api_key,
+                "client_secret": shopify.api_secret,
+                "code": code,
+                "expiring": 1,
+            },
+            headers={"Accept": "application/json"},
+        )
+    except httpx.HTTPError as exc:
+        raise ShopifyAdminError(f"Shopify could not be reached: {exc}") from exc
+    if response.status_code != 200:
+        raise ShopifyAdminError(f"Shopify refused the code (HTTP {response.status_code})")
+    data = response.json()
+    now = time.time()
+    expires_in = data.get("expires_in")
+    refresh_in = data.get("refresh_token_expires_in")
+    return AccessGrant(
+        access_token=data["access_token"],
+        scope=data.get("scope", ""),
+        expires_at=datetime.fromtimestamp(now + expires_in, UTC) if expires_in else None,
+        refresh_token=data.get("refresh_token"),
+        refresh_token_expires_at=datetime.fromtimestamp(now + refresh_in, UTC)
+        if refresh_in
+        else None,
+    )
+
+
+async def exchange_session_token(shopify: Shopify, token: SessionToken) -> AccessGrant:
+    """Token exchange (managed installation): a session token for an expiring offline token."""
+    result = await token_exchange_async(
+        "offline",
+        shopify.app.config,
+        id_token={"exchangeable": True, "token": token.token, "claims": token.claims},
+        expiring=True,
+        http_client=shopify.http,
+    )
+    if not result.ok or result.access_token is None:
+        raise ShopifyAdminError(f"token exchange failed: {result.log.code}")
+    return _grant(result.access_token)
+
+
+async def refresh_grant(
+    shopify: Shopify,
+    *,
+    shop: str,
+    refresh_token: str,
+    expires_at: datetime | None,
+    refresh_token_expires_at: datetime | None,
+) -> AccessGrant | None:
+    """A fresh token when the current one expires within a minute; None while it is still good."""
+    result = await refresh_access_token_async(
+        {
+            "shop": shop.removesuffix(".myshopify.com"),
+            "token": "",
+            "refresh_token": refresh_token,
+            "expires": _iso(expires_at),
+            "refresh_token_expires": _iso(refresh_token_expires_at),
+            "access_mode": "offline",
+            "scope": "",
+            "user": None,
+        },
+        shopify.app.config,
+        shopify.http,
+    )
+    if not result.ok:
+        raise ShopifyAdminError(f"token refresh failed: {result.log.code}")
+    return _grant(result.access_token) if result.access_token else None
+
+
+async def admin_graphql(
+    shopify: Shopify,
+    *,
+    shop: str,
+    access_token: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    result = await admin_graphql_request_async(
+        query,
+        shop.removesuffix(".myshopify.com"),
+        access_token,
+        shopify.api_version,
+        variables=variables,
+        http_client=shopify.http,
+    )
+    if not result.ok:
+        raise ShopifyAdminError(f"Admin API request failed: {result.log.code}")
+    return dict(result.data or {})

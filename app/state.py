@@ -9,6 +9,7 @@ from app.config import Settings
 from app.db import Database
 from app.replies import Replies
 from app.shopify import Shopify
+from app.sweeper import Sweeper
 
 
 @dataclass
@@ -18,3 +19,5 @@ class AppState:
     shopify: Shopify
     provider: Provider
     replies: Replies
+    offline: Provider
+    sweeper: Sweeper

@@ -75,7 +75,11 @@ def block_schema() -> dict[str, Any]:
 
 
 def render_chat_embed(
-    *, shop: str, locale: str = "en", settings: dict[str, Any] | None = None
+    *,
+    shop: str,
+    locale: str = "en",
+    settings: dict[str, Any] | None = None,
+    app_settings: dict[str, str | None] | None = None,
 ) -> str:
     """Render the real app embed block with its schema defaults, as the theme editor would."""
     source = (EXTENSION / "blocks" / "chat-embed.liquid").read_text(encoding="utf-8")
@@ -87,9 +91,12 @@ def render_chat_embed(
     template = env.from_string(_SCHEMA.sub("", source))
     stylesheet = block_schema().get("stylesheet")
     head = f'<link rel="stylesheet" href="{asset_url(stylesheet)}">\n' if stylesheet else ""
+    # What the dashboard publishes as app-owned metafields, as Liquid sees them.
+    metafields = {k: {"value": v} for k, v in (app_settings or {}).items() if v}
     return head + template.render(
         block={"settings": {**defaults, **(settings or {})}},
         shop={"permanent_domain": shop},
+        app={"metafields": {"chat": metafields}},
     )
 
 

@@ -64,6 +64,7 @@ def test_dev_refuses_production(tmp_path: Path) -> None:
         "APP_ENV": "production",
         "SHOPIFY_API_KEY": "k" * 10,
         "SHOPIFY_API_SECRET": "s" * 32,
+        "TOKEN_ENCRYPTION_KEY": "q3Xv8m2X4c0yq4cQxGmK0n5W3hS6uQ1e9Zr7tYbNfVw=",
         "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
     }
     result = subprocess.run(

@@ -9,7 +9,11 @@ import pytest
 
 from app.config import ConfigError, load_settings
 
-GOOD = {"SHOPIFY_API_KEY": "a1b2c3d4e5", "SHOPIFY_API_SECRET": "shpss_0123456789abcdef0123"}
+GOOD = {
+    "SHOPIFY_API_KEY": "a1b2c3d4e5",
+    "SHOPIFY_API_SECRET": "shpss_0123456789abcdef0123",
+    "TOKEN_ENCRYPTION_KEY": "q3Xv8m2X4c0yq4cQxGmK0n5W3hS6uQ1e9Zr7tYbNfVw=",
+}
 
 
 def test_production_is_the_default_and_accepts_real_secrets() -> None:
@@ -27,6 +31,9 @@ def test_production_is_the_default_and_accepts_real_secrets() -> None:
         ({**GOOD, "SHOPIFY_API_SECRET": "short"}, "SHOPIFY_API_SECRET"),
         ({"SHOPIFY_API_SECRET": GOOD["SHOPIFY_API_SECRET"]}, "SHOPIFY_API_KEY"),
         ({**GOOD, "AI_PROVIDER": "anthropic"}, "AI_API_KEY"),
+        ({**GOOD, "TOKEN_ENCRYPTION_KEY": ""}, "TOKEN_ENCRYPTION_KEY"),
+        ({**GOOD, "TOKEN_ENCRYPTION_KEY": "not-a-key"}, "TOKEN_ENCRYPTION_KEY"),
+        ({**GOOD, "SHOPIFY_ADMIN_BASE_URL": "http://127.0.0.1:9"}, "SHOPIFY_ADMIN_BASE_URL"),
     ],
 )
 def test_production_refuses_missing_or_placeholder_secrets(env: dict, named: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from app.config import Settings
 from app.db import Database
@@ -146,6 +147,7 @@ async def test_storefront_is_absent_in_production(database_url: str) -> None:
         shopify_api_key="key-1234567890",
         shopify_api_secret="s" * 32,
         database_url=database_url,
+        token_encryption_key=Fernet.generate_key().decode(),
         log_level="warning",
     )
     live = start_app_server(settings)

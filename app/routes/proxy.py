@@ -118,6 +118,7 @@ async def _reply_request(state: AppState, caller: Caller, reply: Message) -> Rep
         system_prompt=caller.shop.system_prompt or DEFAULT_SYSTEM_PROMPT,
         messages=fit_context(turns, state.settings.ai_context_chars),
         faq=[FaqItem(question=f.question, answer=f.answer) for f in faq],
+        model=caller.shop.ai_model or None,
     )
 
 
@@ -149,11 +150,14 @@ def _start_payload(
 async def _begin_reply(state: AppState, caller: Caller, reply: Message) -> None:
     assert reply.id is not None
     request = await _reply_request(state, caller, reply)
+    # A merchant may keep their assistant offline (FAQ only) whatever the app's AI service is.
+    provider = state.offline if caller.shop.ai_provider == "offline" else None
     state.replies.begin(
         message_id=reply.id,
         public_id=reply.public_id,
         conversation_id=reply.conversation_id,
         request=request,
+        provider=provider,
     )
 
 

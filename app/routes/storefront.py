@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from app import repo
 from app.demo import DEMO_SHOP
 from app.storefront import (
     ASSETS,
@@ -31,7 +32,10 @@ templates = Environment(
 async def storefront(request: Request) -> Response:
     locale = request.query_params.get("locale", "en")
     locale = locale if locale in LOCALES else "en"
-    widget = render_chat_embed(shop=DEMO_SHOP, locale=locale)
+    async with request.app.state.chat.db.session() as session:
+        shop = await repo.get_shop(session, domain=DEMO_SHOP)
+    published = {"greeting": shop.greeting, "accent_color": shop.accent_color} if shop else {}
+    widget = render_chat_embed(shop=DEMO_SHOP, locale=locale, app_settings=published)
     page = templates.get_template("storefront.html").render(
         shop=DEMO_SHOP,
         widget=Markup(widget),

@@ -1,4 +1,4 @@
-"""Queries: every read and write of shops, conversations and messages goes through here."""
+"""Queries of the storefront chat: conversations and their messages."""
 
 from __future__ import annotations
 
@@ -6,73 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.models import Conversation, FaqEntry, Message, Shop, utcnow
+from app.models import Conversation, Message, utcnow
+from app.repo.common import _rowcount
 
 messages_table = Message.__table__  # type: ignore[attr-defined]
-
-
-def _rowcount(result: object) -> int:
-    assert isinstance(result, CursorResult)
-    return int(result.rowcount)
-
-
-# ---- shops -----------------------------------------------------------------------------
-
-
-async def get_shop(session: AsyncSession, *, domain: str) -> Shop | None:
-    result = await session.execute(sa.select(Shop).where(col(Shop.domain) == domain))
-    return result.scalar_one_or_none()
-
-
-async def install_shop(
-    session: AsyncSession, *, domain: str, access_token: str | None = None
-) -> Shop:
-    """Register a shop, or bring an uninstalled one back."""
-    shop = await get_shop(session, domain=domain)
-    if shop is None:
-        shop = Shop(domain=domain, access_token=access_token, installed=True)
-        session.add(shop)
-    else:
-        shop.installed = True
-        shop.uninstalled_at = None
-        if access_token is not None:
-            shop.access_token = access_token
-    await session.flush()
-    return shop
-
-
-async def uninstall_shop(session: AsyncSession, *, domain: str) -> bool:
-    result = await session.execute(
-        sa.update(Shop)
-        .where(col(Shop.domain) == domain)
-        .values(installed=False, access_token=None, uninstalled_at=utcnow())
-    )
-    return bool(_rowcount(result))
-
-
-async def replace_faq(
-    session: AsyncSession, *, shop_id: int, entries: Sequence[tuple[str, str]]
-) -> None:
-    await session.execute(sa.delete(FaqEntry).where(col(FaqEntry.shop_id) == shop_id))
-    session.add_all(
-        FaqEntry(shop_id=shop_id, question=q, answer=a, position=i)
-        for i, (q, a) in enumerate(entries)
-    )
-    await session.flush()
-
-
-async def list_faq(session: AsyncSession, *, shop_id: int) -> list[FaqEntry]:
-    result = await session.execute(
-        sa.select(FaqEntry)
-        .where(col(FaqEntry.shop_id) == shop_id)
-        .order_by(col(FaqEntry.position), col(FaqEntry.id))
-    )
-    return list(result.scalars())
 
 
 # ---- conversations ---------------------------------------------------------------------

@@ -1,0 +1,380 @@
+"""Queries of the merchant side: listing, search, stats, export, privacy and sweeps."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.models import Conversation, DataRequest, Message, Shop, WebhookEvent, aware, utcnow
+from app.repo.common import _rowcount
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    q: str | None = None
+    status: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    conversation: Conversation
+    message_count: int
+    preview: str | None
+
+
+def _like(text: str) -> str:
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def _filtered(shop_id: int, where: ConversationFilter) -> sa.Select[Conversation]:
+    query = sa.select(Conversation).where(col(Conversation.shop_id) == shop_id)
+    if where.status:
+        query = query.where(col(Conversation.status) == where.status)
+    if where.customer_id:
+        query = query.where(col(Conversation.customer_id) == where.customer_id)
+    if where.date_from:
+        start = datetime(where.date_from.year, where.date_from.month, where.date_from.day)
+        query = query.where(col(Conversation.created_at) >= start.replace(tzinfo=utcnow().tzinfo))
+    if where.date_to:
+        end = datetime(where.date_to.year, where.date_to.month, where.date_to.day) + timedelta(1)
+        query = query.where(col(Conversation.created_at) < end.replace(tzinfo=utcnow().tzinfo))
+    if where.q:
+        matches = (
+            sa.select(sa.literal(1))
+            .where(
+                col(Message.conversation_id) == col(Conversation.id),
+                col(Message.content).ilike(_like(where.q), escape="\\"),
+            )
+            .exists()
+        )
+        query = query.where(matches)
+    return query
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    raw = f"{aware(conversation.created_at).isoformat()}|{conversation.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, ident = raw.partition("|")
+        return datetime.fromisoformat(stamp), int(ident)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+async def list_conversations(
+    session: AsyncSession,
+    *,
+    shop_id: int,
+    where: ConversationFilter,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
+) -> tuple[list[ConversationRow], bool]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = _filtered(shop_id, where)
+    if after is not None:
+        created, ident = after
+        query = query.where(
+            sa.or_(
+                col(Conversation.created_at) < created,
+                sa.and_(col(Conversation.created_at) == created, col(Conversation.id) < ident),
+            )
+        )
+    query = query.order_by(col(Conversation.created_at).desc(), col(Conversation.id).desc())
+    conversations = list((await session.execute(query.limit(limit + 1))).scalars())
+    more = len(conversations) > limit
+    conversations = conversations[:limit]
+    ids = [c.id for c in conversations]
+    counts: dict[int, int] = {}
+    previews: dict[int, str] = {}
+    if ids:
+        rows = await session.execute(
+            sa.select(col(Message.conversation_id), sa.func.count())
+            .where(col(Message.conversation_id).in_(ids))
+            .group_by(col(Message.conversation_id))
+        )
+        counts = {int(cid): int(n) for cid, n in rows.all()}
+        first = (
+            sa.select(sa.func.min(col(Message.id)))
+            .where(col(Message.conversation_id).in_(ids), col(Message.role) == "user")
+            .group_by(col(Message.conversation_id))
+        )
+        rows = await session.execute(
+            sa.select(col(Message.conversation_id), col(Message.content)).where(
+                col(Message.id).in_(first)
+            )
+        )
+        previews = {int(cid): str(content) for cid, content in rows.all()}
+    result = [
+        ConversationRow(c, counts.get(c.id or 0, 0), previews.get(c.id or 0)) for c in conversations
+    ]
+    return result, more
+
+
+async def find_conversation(
+    session: AsyncSession, *, shop_id: int, public_id: str
+) -> Conversation | None:
+    result = await session.execute(
+        sa.select(Conversation).where(
+            col(Conversation.shop_id) == shop_id, col(Conversation.public_id) == public_id
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def transcript(session: AsyncSession, *, conversation_id: int) -> list[Message]:
+    result = await session.execute(
+        sa.select(Message)
+        .where(col(Message.conversation_id) == conversation_id)
+        .order_by(col(Message.id))
+    )
+    return list(result.scalars())
+
+
+async def delete_conversation(session: AsyncSession, *, shop_id: int, public_id: str) -> bool:
+    result = await session.execute(
+        sa.delete(Conversation).where(
+            col(Conversation.shop_id) == shop_id, col(Conversation.public_id) == public_id
+        )
+    )
+    return bool(_rowcount(result))
+
+
+async def export_rows(
+    session: AsyncSession, *, shop_id: int, where: ConversationFilter
+) -> AsyncIterator[tuple[Conversation, Message]]:
+    """Every message of the matching conversations, streamed from the database."""
+    matching = _filtered(shop_id, where).with_only_columns(col(Conversation.id)).scalar_subquery()
+    query = (
+        sa.select(Conversation, Message)
+        .join(Message, col(Message.conversation_id) == col(Conversation.id))
+        .where(col(Conversation.id).in_(matching))
+        .order_by(col(Conversation.created_at).desc(), col(Conversation.id).desc(), col(Message.id))
+    )
+    result = await session.stream(query.execution_options(yield_per=500))
+    async for conversation, message in result:
+        yield conversation, message
+
+
+async def stats(
+    session: AsyncSession, *, shop_id: int, now: datetime, days: int = 30
+) -> dict[str, object]:
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = today - timedelta(days=today.weekday())
+    since = today - timedelta(days=days - 1)
+    mine = col(Conversation.shop_id) == shop_id
+
+    async def count(*conditions: sa.ColumnElement[bool]) -> int:
+        query = sa.select(sa.func.count()).select_from(Conversation).where(mine, *conditions)
+        return int((await session.execute(query)).scalar_one())
+
+    total = await count()
+    abandoned = await count(col(Conversation.status) == "abandoned")
+    messages = int(
+        (
+            await session.execute(
+                sa.select(sa.func.count())
+                .select_from(Message)
+                .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+                .where(mine)
+            )
+        ).scalar_one()
+    )
+    created = await session.execute(
+        sa.select(col(Conversation.created_at)).where(mine, col(Conversation.created_at) >= since)
+    )
+    per_day = Counter(aware(stamp).date() for stamp in created.scalars())
+    firsts = (
+        sa.select(sa.func.min(col(Message.id)))
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(mine, col(Message.role) == "user")
+        .group_by(col(Message.conversation_id))
+    )
+    questions = await session.execute(
+        sa.select(col(Message.content)).where(col(Message.id).in_(firsts))
+    )
+    asked: Counter[str] = Counter()
+    shown: dict[str, str] = {}
+    for text in questions.scalars():
+        key = re.sub(r"[^\w\s]", "", text.lower()).strip()
+        key = re.sub(r"\s+", " ", key)
+        if key:
+            asked[key] += 1
+            shown.setdefault(key, text.strip())
+    return {
+        "conversations_today": await count(col(Conversation.created_at) >= today),
+        "conversations_this_week": await count(col(Conversation.created_at) >= week),
+        "conversations_total": total,
+        "messages_total": messages,
+        "average_messages_per_conversation": round(messages / total, 1) if total else 0,
+        "abandonment_rate": round(abandoned / total, 3) if total else 0,
+        "top_questions": [{"question": shown[key], "count": n} for key, n in asked.most_common(10)],
+        "per_day": [
+            {
+                "date": (since + timedelta(days=i)).date().isoformat(),
+                "conversations": per_day.get((since + timedelta(days=i)).date(), 0),
+            }
+            for i in range(days)
+        ],
+    }
+
+
+# ---- privacy and webhooks -------------------------------------------------------------
+
+
+async def record_webhook(
+    session: AsyncSession, *, webhook_id: str, topic: str, shop: str, payload: str
+) -> WebhookEvent | None:
+    """Store a webhook once; None when this id was seen before (Shopify retries)."""
+    event = WebhookEvent(webhook_id=webhook_id, topic=topic, shop_domain=shop, payload=payload)
+    session.add(event)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return None
+    return event
+
+
+async def pending_webhooks(
+    session: AsyncSession, *, older_than: datetime, limit: int = 50
+) -> list[WebhookEvent]:
+    result = await session.execute(
+        sa.select(WebhookEvent)
+        .where(
+            col(WebhookEvent.processed_at).is_(None),
+            col(WebhookEvent.received_at) < older_than,
+            col(WebhookEvent.attempts) < 10,
+        )
+        .order_by(col(WebhookEvent.id))
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def finish_webhook(session: AsyncSession, *, event_id: int, processed: bool) -> None:
+    values: dict[str, object] = {"attempts": col(WebhookEvent.attempts) + 1}
+    if processed:
+        values["processed_at"] = utcnow()
+    await session.execute(
+        sa.update(WebhookEvent).where(col(WebhookEvent.id) == event_id).values(**values)
+    )
+
+
+async def add_data_request(
+    session: AsyncSession,
+    *,
+    shop_id: int,
+    customer_id: str,
+    email: str | None,
+    request_id: str | None,
+) -> None:
+    session.add(
+        DataRequest(
+            shop_id=shop_id, customer_id=customer_id, customer_email=email, request_id=request_id
+        )
+    )
+    await session.flush()
+
+
+async def list_data_requests(session: AsyncSession, *, shop_id: int) -> list[DataRequest]:
+    result = await session.execute(
+        sa.select(DataRequest)
+        .where(col(DataRequest.shop_id) == shop_id)
+        .order_by(col(DataRequest.id).desc())
+    )
+    return list(result.scalars())
+
+
+async def redact_customer(session: AsyncSession, *, shop_id: int, customer_id: str) -> int:
+    result = await session.execute(
+        sa.delete(Conversation).where(
+            col(Conversation.shop_id) == shop_id, col(Conversation.customer_id) == customer_id
+        )
+    )
+    await session.execute(
+        sa.delete(DataRequest).where(
+            col(DataRequest.shop_id) == shop_id, col(DataRequest.customer_id) == customer_id
+        )
+    )
+    return _rowcount(result)
+
+
+# ---- sweeps ----------------------------------------------------------------------------
+
+
+async def mark_abandoned(session: AsyncSession, *, inactive_since: datetime) -> int:
+    """Active conversations with no activity since then, and no reply still streaming."""
+    streaming = (
+        sa.select(sa.literal(1))
+        .where(
+            col(Message.conversation_id) == col(Conversation.id), col(Message.status) == "streaming"
+        )
+        .exists()
+    )
+    result = await session.execute(
+        sa.update(Conversation)
+        .where(
+            col(Conversation.status) == "active",
+            col(Conversation.last_activity_at) < inactive_since,
+            ~streaming,
+        )
+        .values(status="abandoned")
+    )
+    return _rowcount(result)
+
+
+async def delete_expired(session: AsyncSession, *, now: datetime) -> int:
+    """Conversations older than their shop's retention setting."""
+    shops = await session.execute(
+        sa.select(col(Shop.id), col(Shop.retention_days)).where(
+            col(Shop.retention_days).is_not(None)
+        )
+    )
+    deleted = 0
+    for shop_id, days in shops.all():
+        result = await session.execute(
+            sa.delete(Conversation).where(
+                col(Conversation.shop_id) == shop_id,
+                col(Conversation.last_activity_at) < now - timedelta(days=int(days or 0)),
+            )
+        )
+        deleted += _rowcount(result)
+    return deleted
+
+
+__all__ = [
+    "ConversationFilter",
+    "ConversationRow",
+    "add_data_request",
+    "decode_cursor",
+    "delete_conversation",
+    "delete_expired",
+    "encode_cursor",
+    "export_rows",
+    "find_conversation",
+    "finish_webhook",
+    "list_conversations",
+    "list_data_requests",
+    "mark_abandoned",
+    "pending_webhooks",
+    "record_webhook",
+    "redact_customer",
+    "stats",
+    "transcript",
+]

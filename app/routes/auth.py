@@ -1,0 +1,110 @@
+"""Install by OAuth: /auth starts it, /auth/callback finishes it; /auth/session-token refreshes."""
+
+from __future__ import annotations
+
+import secrets
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from app.errors import BadRequest, Forbidden, Unauthorized
+from app.merchants import state_of, store_grant
+from app.shopify import (
+    ShopifyAdminError,
+    ShopifyAuthError,
+    authorize_url,
+    exchange_code,
+    verify_oauth_query,
+)
+from app.state import AppState
+
+STATE_COOKIE = "scw_oauth_state"
+STATE_MAX_AGE = 600
+
+
+def _states(state: AppState) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(state.settings.shopify_api_secret, salt="oauth-state")
+
+
+def _verified(request: Request) -> dict[str, str]:
+    try:
+        return verify_oauth_query(state_of(request).shopify, request.url.query)
+    except ShopifyAuthError as exc:
+        if exc.code == "invalid_shop":
+            raise BadRequest(exc.code, exc.message) from exc
+        raise Unauthorized(exc.code, exc.message) from exc
+
+
+def begin_install(request: Request, shop: str) -> Response:
+    """Redirect to Shopify's consent screen with a state nonce kept in a signed cookie."""
+    state = state_of(request)
+    nonce = secrets.token_urlsafe(24)
+    response = RedirectResponse(authorize_url(state.shopify, shop=shop, state=nonce), 302)
+    response.set_cookie(
+        STATE_COOKIE,
+        _states(state).dumps({"nonce": nonce, "shop": shop}),
+        max_age=STATE_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=not state.settings.development,
+        path="/auth",
+    )
+    return response
+
+
+async def start(request: Request) -> Response:
+    params = _verified(request)
+    return begin_install(request, params["shop"])
+
+
+async def callback(request: Request) -> Response:
+    state = state_of(request)
+    params = _verified(request)
+    try:
+        remembered = _states(state).loads(
+            request.cookies.get(STATE_COOKIE, ""), max_age=STATE_MAX_AGE
+        )
+    except BadSignature as exc:
+        raise Forbidden("invalid_state", "The install session expired; start again.") from exc
+    if not secrets.compare_digest(str(remembered.get("nonce", "")), params.get("state", "")):
+        raise Forbidden("invalid_state", "The install state does not match; start again.")
+    if remembered.get("shop") != params["shop"]:
+        raise Forbidden("invalid_state", "The install was started for another shop.")
+    code = params.get("code", "")
+    if not code:
+        raise BadRequest("missing_code", "Shopify sent no authorization code.")
+    try:
+        grant = await exchange_code(state.shopify, shop=params["shop"], code=code)
+    except ShopifyAdminError as exc:
+        raise Forbidden("code_exchange_failed", f"Shopify did not grant access: {exc}") from exc
+    await store_grant(state, params["shop"], grant)
+    response = RedirectResponse(
+        f"https://{params['shop']}/admin/apps/{state.settings.shopify_api_key}", 302
+    )
+    response.delete_cookie(STATE_COOKIE, path="/auth")
+    return response
+
+
+async def session_token_page(request: Request) -> Response:
+    """Shopify's page that fetches a fresh session token with App Bridge and reloads."""
+    state = state_of(request)
+    result = state.shopify.app.app_home_patch_id_token(
+        {
+            "method": request.method,
+            "headers": dict(request.headers),
+            "url": str(request.url),
+            "body": "",
+        }
+    )
+    return HTMLResponse(
+        result.response.body, status_code=result.response.status, headers=result.response.headers
+    )
+
+
+routes = [
+    Route("/auth", start, methods=["GET"]),
+    Route("/auth/callback", callback, methods=["GET"]),
+    Route("/auth/session-token", session_token_page, methods=["GET"]),
+]

@@ -1,0 +1,161 @@
+"""The embedded dashboard's pages (Jinja2), and the development login that stands in for Shopify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app import repo
+from app.demo import DEMO_SHOP
+from app.errors import Unauthorized
+from app.merchants import DEV_COOKIE, dev_serializer, dev_shop, mint_session_token, state_of
+from app.routes.auth import begin_install
+from app.shopify import ShopifyAuthError, is_shop_domain, verify_oauth_query, verify_session_token
+
+APP = Path(__file__).resolve().parent.parent
+templates = Environment(
+    loader=FileSystemLoader(APP / "templates"), autoescape=select_autoescape(["html"])
+)
+PAGES = {"conversations": "Conversations", "stats": "Statistics", "settings": "Settings"}
+
+
+def _render(request: Request, template: str, shop: str, **context: object) -> HTMLResponse:
+    state = state_of(request)
+    html = templates.get_template(template).render(
+        shop=shop,
+        api_key=state.settings.shopify_api_key,
+        development=state.settings.development,
+        pages=PAGES,
+        **context,
+    )
+    headers = {
+        "Cache-Control": "no-store",
+        # Only the shop's admin may frame the dashboard.
+        "Content-Security-Policy": f"frame-ancestors https://{shop} https://admin.shopify.com",
+    }
+    return HTMLResponse(html, headers=headers)
+
+
+async def _page_shop(request: Request) -> str | Response:
+    """The shop a page is for: a verified session token, or in development the dev login."""
+    shop = dev_shop(request)
+    if shop:
+        return shop
+    state = state_of(request)
+    if state.settings.development and "id_token" not in request.query_params:
+        return RedirectResponse("/dev/login", 303)
+    try:
+        token = verify_session_token(
+            state.shopify, method="GET", url=str(request.url), headers=request.headers
+        )
+    except ShopifyAuthError as exc:
+        # A missing or stale id_token: Shopify's package redirects to the page that renews it.
+        body = "" if exc.status == 302 else "Open this app from your Shopify admin."
+        return Response(body, status_code=exc.status, headers=exc.headers)
+    return token.shop
+
+
+async def home(request: Request) -> Response:
+    query = request.query_params
+    if "hmac" in query and "id_token" not in query:
+        # Shopify opens the app URL with shop, hmac and timestamp on install and on launch.
+        state = state_of(request)
+        try:
+            params = verify_oauth_query(state.shopify, request.url.query)
+        except ShopifyAuthError as exc:
+            raise Unauthorized(exc.code, exc.message) from exc
+        async with state.db.session() as session:
+            shop = await repo.get_shop(session, domain=params["shop"])
+        if shop is None or not shop.installed or not shop.access_token:
+            return begin_install(request, params["shop"])
+        return RedirectResponse(
+            f"https://{params['shop']}/admin/apps/{state.settings.shopify_api_key}", 302
+        )
+    return await conversations_page(request)
+
+
+async def conversations_page(request: Request) -> Response:
+    shop = await _page_shop(request)
+    if isinstance(shop, Response):
+        return shop
+    return _render(request, "conversations.html", shop, page="conversations")
+
+
+async def conversation_page(request: Request) -> Response:
+    shop = await _page_shop(request)
+    if isinstance(shop, Response):
+        return shop
+    return _render(
+        request,
+        "conversation.html",
+        shop,
+        page="conversations",
+        conversation_id=request.path_params["conversation_id"],
+    )
+
+
+async def stats_page(request: Request) -> Response:
+    shop = await _page_shop(request)
+    if isinstance(shop, Response):
+        return shop
+    return _render(request, "stats.html", shop, page="stats")
+
+
+async def settings_page(request: Request) -> Response:
+    shop = await _page_shop(request)
+    if isinstance(shop, Response):
+        return shop
+    return _render(request, "settings.html", shop, page="settings")
+
+
+async def dev_login(request: Request) -> Response:
+    """Development only: pick a shop and act as its merchant, as App Bridge would in the admin."""
+    error = ""
+    if request.method == "POST":
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        shop = form.get("shop", "").strip().lower()
+        if is_shop_domain(shop):
+            response = RedirectResponse("/", 303)
+            response.set_cookie(
+                DEV_COOKIE,
+                dev_serializer(state_of(request)).dumps(shop),
+                httponly=True,
+                samesite="lax",
+                max_age=12 * 3600,
+            )
+            return response
+        error = "Enter a shop domain like demo-shop.myshopify.com."
+    html = templates.get_template("dev_login.html").render(default_shop=DEMO_SHOP, error=error)
+    return HTMLResponse(html, status_code=400 if error else 200)
+
+
+async def dev_session_token(request: Request) -> Response:
+    shop = dev_shop(request)
+    if not shop:
+        raise Unauthorized("not_logged_in", "Log in at /dev/login first.")
+    return JSONResponse(
+        {"token": mint_session_token(state_of(request), shop)},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def dashboard_routes(development: bool) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/", home, methods=["GET"]),
+        Route("/conversations/{conversation_id}", conversation_page, methods=["GET"]),
+        Route("/stats", stats_page, methods=["GET"]),
+        Route("/settings", settings_page, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=APP / "static"), name="static"),
+    ]
+    if development:
+        routes += [
+            Route("/dev/login", dev_login, methods=["GET", "POST"]),
+            Route("/dev/session-token", dev_session_token, methods=["GET"]),
+        ]
+    return routes
