@@ -286,7 +286,9 @@ def verify_session_token(
     )
 
 
-def verify_oauth_query(shopify: Shopify, query: str) -> dict[str, str]:
+def verify_oauth_query(
+    shopify: Shopify, query: str, *, max_age: float | None = 24 * 3600
+) -> dict[str, str]:
     """The `hmac` of an install/open URL or OAuth callback (shopifyapp has no check for these).
 
     Shopify's scheme: drop hmac and signature, escape %, & (and = in keys), sort, join with &.
@@ -306,7 +308,9 @@ def verify_oauth_query(shopify: Shopify, query: str) -> dict[str, str]:
     if not received or not hmac.compare_digest(received.lower(), expected):
         raise ShopifyAuthError("invalid_hmac", "The request's hmac is missing or does not match.")
     timestamp = params.get("timestamp", "")
-    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 24 * 3600:
+    if not timestamp.isdigit() or (
+        max_age is not None and abs(time.time() - int(timestamp)) > max_age
+    ):
         raise ShopifyAuthError("stale_request", "The request's timestamp is missing or too old.")
     shop = params.get("shop", "").lower()
     if not is_shop_domain(shop):

@@ -165,7 +165,7 @@
   function chart(container, days) {
     const ns = 'http://www.w3.org/2000/svg';
     const svg = document.createElementNS(ns, 'svg');
-    const width = 600;
+    const width = Math.max(300, container.clientWidth || 600);
     const height = 180;
     const top = Math.max(1, ...days.map((d) => d.conversations));
     const step = width / days.length;
