@@ -116,7 +116,10 @@ async def authenticate(request: Request) -> Merchant:
             state.shopify, method=request.method, url=str(request.url), headers=request.headers
         )
     except ShopifyAuthError as exc:
-        raise Unauthorized(exc.code, exc.message, headers=exc.headers) from exc
+        # API calls always get 401 and the header that makes App Bridge retry with a new token.
+        raise Unauthorized(
+            exc.code, exc.message, headers={"X-Shopify-Retry-Invalid-Session-Request": "1"}
+        ) from exc
     async with state.db.session() as session:
         shop = await repo.get_shop(session, domain=token.shop)
     if shop is None or not shop.installed or not shop.access_token:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -10,16 +11,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import jwt
 import sqlalchemy as sa
 from sqlmodel import col
 
 from app import repo
+from app.config import Settings
+from app.crypto import TokenCipher
 from app.db import Database
 from app.models import Conversation, Message
 from app.shopify import signed_proxy_query
 
 TEST_API_KEY = "test-api-key"
-TEST_API_SECRET = "test-secret-0123456789abcdef"
+TEST_API_SECRET = "test-secret-0123456789abcdef-0123456789"
 UNSET: Any = object()
 
 
@@ -31,6 +35,38 @@ def new_shop_domain() -> str:
     return f"shop-{uuid.uuid4().hex[:10]}.myshopify.com"
 
 
+def test_cipher() -> TokenCipher:
+    """The cipher of the test servers (development: keyed from the test secret)."""
+    return TokenCipher.from_settings(
+        Settings(app_env="development", shopify_api_secret=TEST_API_SECRET)
+    )
+
+
+def session_token(
+    shop: str,
+    *,
+    lifetime: int = 60,
+    secret: str = TEST_API_SECRET,
+    audience: str = TEST_API_KEY,
+    **claims: Any,
+) -> str:
+    """A session token as App Bridge issues it inside the Shopify admin."""
+    now = int(time.time())
+    payload = {
+        "iss": f"https://{shop}/admin",
+        "dest": f"https://{shop}",
+        "aud": audience,
+        "sub": "42",
+        "exp": now + lifetime,
+        "nbf": now - 1,
+        "iat": now - 1,
+        "jti": new_id(),
+        "sid": new_id(),
+        **claims,
+    }
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
 async def make_shop(
     db: Database,
     *,
@@ -38,10 +74,13 @@ async def make_shop(
     installed: bool = True,
     faq: list[tuple[str, str]] | None = None,
     system_prompt: str | None = None,
+    access_token: str | None = "shpat_test_token",
 ) -> str:
     domain = domain or new_shop_domain()
     async with db.session() as session:
-        shop = await repo.install_shop(session, domain=domain)
+        shop = await repo.install_shop(
+            session, domain=domain, access_token=test_cipher().encrypt(access_token)
+        )
         shop.system_prompt = system_prompt
         if faq:
             assert shop.id is not None
@@ -202,3 +241,29 @@ async def messages_of(db: Database, shop: str, session_id: str) -> list[Message]
             .order_by(col(Message.id))
         )
         return list(result.scalars())
+
+
+class AdminClient:
+    """The embedded dashboard's calls for one shop: each with a fresh session token."""
+
+    def __init__(self, base_url: str, shop: str) -> None:
+        self.shop = shop
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
+
+    async def __aenter__(self) -> AdminClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+
+    def headers(self, **claims: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {session_token(self.shop, **claims)}"}
+
+    async def get(self, path: str, **params: str) -> httpx.Response:
+        return await self.http.get(path, params=params, headers=self.headers())
+
+    async def put(self, path: str, body: Any) -> httpx.Response:
+        return await self.http.put(path, json=body, headers=self.headers())
+
+    async def delete(self, path: str) -> httpx.Response:
+        return await self.http.delete(path, headers=self.headers())

@@ -206,7 +206,7 @@ async def stats(
         .group_by(col(Message.conversation_id))
     )
     questions = await session.execute(
-        sa.select(col(Message.content)).where(col(Message.id).in_(firsts))
+        sa.select(col(Message.content)).where(col(Message.id).in_(firsts)).order_by(col(Message.id))
     )
     asked: Counter[str] = Counter()
     shown: dict[str, str] = {}
