@@ -70,6 +70,7 @@ def dev(settings: Settings, port: int) -> int:
     base = f"http://localhost:{port}"
     print(f"\n  Storefront chat is running ({settings.ai_provider} AI, {settings.database_url})")
     print(f"  Local storefront: {base}/storefront")
+    print(f"  Dashboard:        {base}/  (development login stands in for the Shopify admin)")
     print(f"  Demo shop:        {DEMO_SHOP}")
     print(f"  App proxy API:    {base}/proxy/...")
     print(f"  Health:           {base}/healthz\n", flush=True)

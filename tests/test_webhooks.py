@@ -263,3 +263,20 @@ async def test_token_is_not_kept_in_clear(db: Database) -> None:
         stored = await repo.get_shop(session, domain=shop)
     assert "shpat_secret_value" not in (stored.access_token or "")
     assert test_cipher().decrypt(stored.access_token) == "shpat_secret_value"
+
+
+def test_app_config_subscribes_to_exactly_the_handled_topics() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from app.privacy import TOPICS
+
+    config = tomllib.loads((Path(__file__).parent.parent / "shopify.app.toml").read_text())
+    subscribed = set()
+    for subscription in config["webhooks"]["subscriptions"]:
+        assert subscription["uri"] == "/webhooks"
+        subscribed |= set(subscription.get("topics", []))
+        subscribed |= set(subscription.get("compliance_topics", []))
+    assert subscribed == set(TOPICS)
+    assert config["app_proxy"]["prefix"] == "apps" and config["app_proxy"]["subpath"] == "chat"
+    assert config["app_proxy"]["url"].endswith("/proxy")
