@@ -63,6 +63,7 @@ class Settings:
     abandon_after_minutes: float = 30.0
     sweep_interval: float = 60.0
     log_level: str = "info"
+    log_format: str = "json"
 
     @property
     def development(self) -> bool:
@@ -143,6 +144,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         abandon_after_minutes=_float(env, "ABANDON_AFTER_MINUTES", 30.0),
         sweep_interval=_float(env, "SWEEP_INTERVAL", 60.0),
         log_level=env.get("LOG_LEVEL", "info"),
+        log_format=env.get("LOG_FORMAT") or ("text" if app_env == "development" else "json"),
     )
     check_settings(settings)
     return settings

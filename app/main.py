@@ -6,7 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -18,6 +20,7 @@ from app.crypto import TokenCipher
 from app.db import Database
 from app.demo import DEMO_SHOP, ensure_demo_shop
 from app.errors import exception_handlers
+from app.observability import RequestContext, configure_logging
 from app.replies import Replies
 from app.routes import admin, auth, proxy, webhooks
 from app.routes.dashboard import dashboard_routes
@@ -27,12 +30,25 @@ from app.sweeper import Sweeper
 
 
 async def healthz(_request: Request) -> Response:
+    """Alive: the process answers."""
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready: the database answers too."""
+    try:
+        async with request.app.state.chat.db.session() as session:
+            await session.execute(sa.text("SELECT 1"))
+    except Exception:
+        return JSONResponse(
+            {"status": "unavailable", "checks": {"database": "unreachable"}}, status_code=503
+        )
+    return JSONResponse({"status": "ready", "checks": {"database": "ok"}})
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings.log_level, json_logs=settings.log_format == "json")
     TokenCipher.from_settings(settings)  # fail at start, not at the first install
 
     @asynccontextmanager
@@ -86,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         *proxy.routes,
         *webhooks.routes,
         *auth.routes,
@@ -103,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         debug=False,
         routes=routes,
         exception_handlers=exception_handlers,
+        middleware=[Middleware(RequestContext, production=not settings.development)],
         lifespan=lifespan,
     )
     if emulator is not None:
