@@ -62,6 +62,10 @@ class Settings:
     shopify_api_version: str = "2025-10"
     abandon_after_minutes: float = 30.0
     sweep_interval: float = 60.0
+    rate_limit_session: int = 20
+    rate_limit_ip: int = 60
+    rate_limit_shop: int = 1200
+    proxy_hops: int = 1
     log_level: str = "info"
     log_format: str = "json"
 
@@ -143,6 +147,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shopify_api_version=env.get("SHOPIFY_API_VERSION", "2025-10"),
         abandon_after_minutes=_float(env, "ABANDON_AFTER_MINUTES", 30.0),
         sweep_interval=_float(env, "SWEEP_INTERVAL", 60.0),
+        rate_limit_session=int(_float(env, "RATE_LIMIT_SESSION", 20)),
+        rate_limit_ip=int(_float(env, "RATE_LIMIT_IP", 60)),
+        rate_limit_shop=int(_float(env, "RATE_LIMIT_SHOP", 1200)),
+        proxy_hops=int(_float(env, "PROXY_HOPS", 1)),
         log_level=env.get("LOG_LEVEL", "info"),
         log_format=env.get("LOG_FORMAT") or ("text" if app_env == "development" else "json"),
     )

@@ -21,6 +21,8 @@ from app.db import Database
 from app.demo import DEMO_SHOP, ensure_demo_shop
 from app.errors import exception_handlers
 from app.observability import RequestContext, configure_logging
+from app.openapi import openapi
+from app.ratelimit import Limits, RateLimiter
 from app.replies import Replies
 from app.routes import admin, auth, proxy, webhooks
 from app.routes.dashboard import dashboard_routes
@@ -83,6 +85,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             shopify=shopify,
             offline=OfflineProvider(word_delay=settings.offline_word_delay),
             sweeper=sweeper,
+            limiter=RateLimiter(
+                db,
+                Limits(
+                    per_session=settings.rate_limit_session,
+                    per_ip=settings.rate_limit_ip,
+                    per_shop=settings.rate_limit_shop,
+                    proxy_hops=settings.proxy_hops,
+                ),
+            ),
         )
         if settings.development:
             try:
@@ -103,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *proxy.routes,
         *webhooks.routes,
         *auth.routes,

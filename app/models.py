@@ -198,3 +198,13 @@ class DataRequest(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
     )
+
+
+class RateLimitCounter(SQLModel, table=True):
+    """Requests per bucket (a session, an IP, a shop) per window, shared by every worker."""
+
+    __tablename__ = "rate_limit_counters"
+
+    bucket: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
+    window_start: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
+    count: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from app.ai import Provider
 from app.config import Settings
 from app.db import Database
+from app.ratelimit import RateLimiter
 from app.replies import Replies
 from app.shopify import Shopify
 from app.sweeper import Sweeper
@@ -21,3 +22,4 @@ class AppState:
     replies: Replies
     offline: Provider
     sweeper: Sweeper
+    limiter: RateLimiter

@@ -42,6 +42,7 @@ class Sweeper:
         async with self.db.session() as session:
             abandoned = await repo.mark_abandoned(session, inactive_since=now - self.abandon_after)
             expired = await repo.delete_expired(session, now=now)
+            await repo.forget_old_counters(session, before=int(now.timestamp()) - 3600)
         async with self.db.session() as session:
             pending = await repo.pending_webhooks(session, older_than=now - timedelta(seconds=30))
         retried = 0

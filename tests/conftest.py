@@ -68,6 +68,13 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         offline_word_delay=0.005,
         stream_flush_interval=0.05,
         log_level="warning",
+        # No test may reach the real Shopify: admin calls go to a closed loopback port unless
+        # a test points them at its fake admin.
+        shopify_admin_base_url="http://127.0.0.1:9",
+        # Every test shopper shares 127.0.0.1; the rate-limit tests set their own limits.
+        rate_limit_ip=1_000_000,
+        rate_limit_session=1_000,
+        rate_limit_shop=1_000_000,
     )
     return base.with_overrides(**overrides)
 

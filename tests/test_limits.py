@@ -63,7 +63,6 @@ async def test_empty_message_is_400(client: ProxyClient, message: str) -> None:
         ({"session_id": "{sid}", "message": 5}, "invalid_message"),
         ({"session_id": "{sid}", "message": ["hi"]}, "invalid_message"),
         ({"session_id": "{sid}"}, "invalid_message"),
-        ({"session_id": "{sid}", "message": "nul\u0000byte"}, "invalid_message"),
     ],
 )
 async def test_bad_fields_are_400(client: ProxyClient, body: dict, code: str) -> None:
@@ -82,11 +81,18 @@ async def test_malformed_json_is_400(client: ProxyClient, raw: bytes) -> None:
     _assert_error(response.json(), "invalid_json")
 
 
-async def test_lone_surrogate_is_400_not_500(client: ProxyClient) -> None:
-    raw = b'{"session_id": "%s", "message": "bad \\ud800 text"}' % new_id().encode()
+async def test_unstorable_characters_are_replaced_not_refused(
+    client: ProxyClient, db: Database
+) -> None:
+    session_id = new_id()
+    raw = b'{"session_id": "%s", "message": "bad \\ud800 and nul \\u0000 text"}' % (
+        session_id.encode()
+    )
     response = await client.http.post(client.url("/proxy/messages"), content=raw)
-    assert response.status_code == 400
-    _assert_error(response.json(), "invalid_message")
+    await response.aread()
+    assert response.status_code == 200
+    saved = await messages_of(db, client.shop, session_id)
+    assert saved[0].content == "bad \ufffd and nul \ufffd text"
 
 
 async def test_huge_body_is_413(client: ProxyClient) -> None:

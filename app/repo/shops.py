@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.models import FaqEntry, Shop, utcnow
+from app.models import FaqEntry, RateLimitCounter, Shop, utcnow
 from app.repo.common import _rowcount
 
 
@@ -113,3 +115,27 @@ async def delete_shop(session: AsyncSession, *, domain: str) -> bool:
     """Everything of a shop goes with it (conversations, messages, FAQ, data requests cascade)."""
     result = await session.execute(sa.delete(Shop).where(col(Shop.domain) == domain))
     return bool(_rowcount(result))
+
+
+async def count_hits(
+    session: AsyncSession, *, buckets: list[str], window_start: int
+) -> dict[str, int]:
+    """Add one to each bucket's counter of this window in one statement; return the counts."""
+    table = RateLimitCounter.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table).values(
+        [{"bucket": bucket, "window_start": window_start, "count": 1} for bucket in buckets]
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=["bucket", "window_start"], set_={"count": table.c.count + 1}
+    ).returning(table.c.bucket, table.c.count)
+    result = await session.execute(upsert)
+    return {str(bucket): int(count) for bucket, count in result.all()}
+
+
+async def forget_old_counters(session: AsyncSession, *, before: int) -> int:
+    result = await session.execute(
+        sa.delete(RateLimitCounter).where(col(RateLimitCounter.window_start) < before)
+    )
+    return _rowcount(result)

@@ -19,7 +19,7 @@ from app.config import DEFAULT_SYSTEM_PROMPT
 from app.errors import BadRequest, NotFound
 from app.merchants import authenticate, publish_storefront_settings, state_of
 from app.models import Conversation, Message, Shop, aware, utcnow
-from app.validation import int_param, read_json_object, uuid4_field
+from app.validation import clean_text, int_param, read_json_object, uuid4_field
 
 STATUSES = ("active", "ended", "abandoned")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -46,7 +46,7 @@ def _filter(request: Request) -> repo.ConversationFilter:
     status = request.query_params.get("status") or None
     if status is not None and status not in STATUSES:
         raise BadRequest("invalid_status", f"status must be one of {', '.join(STATUSES)}.")
-    q = (request.query_params.get("q") or "").strip() or None
+    q = clean_text(request.query_params.get("q") or "") or None
     if q is not None and len(q) > 200:
         raise BadRequest("invalid_q", "q is longer than 200 characters.")
     customer = request.query_params.get("customer_id") or None
@@ -186,7 +186,7 @@ def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise BadRequest(f"invalid_{name}", f"{name} must be a string or null.")
-    value = value.strip()
+    value = clean_text(value)
     if len(value) > limit:
         raise BadRequest(f"invalid_{name}", f"{name} is longer than {limit} characters.")
     return value or None
@@ -211,6 +211,8 @@ def _settings_values(
         values["ai_provider"] = None if provider == "default" else provider
     if "retention_days" in body:
         days = body["retention_days"]
+        if isinstance(days, float) and days.is_integer():
+            days = int(days)  # JSON has one number type: 30.0 is 30
         valid = days is None or (
             isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 3650
         )
@@ -229,11 +231,13 @@ def _settings_values(
         for index, entry in enumerate(entries):
             question = entry.get("question") if isinstance(entry, dict) else None
             answer = entry.get("answer") if isinstance(entry, dict) else None
+            if isinstance(question, str) and isinstance(answer, str):
+                question, answer = clean_text(question), clean_text(answer)
             if not (
                 isinstance(question, str)
                 and isinstance(answer, str)
-                and question.strip()
-                and answer.strip()
+                and question
+                and answer
                 and len(question) <= 300
                 and len(answer) <= 2000
             ):
@@ -242,7 +246,7 @@ def _settings_values(
                     f"faq entry {index + 1} needs a question (up to 300 characters) and an "
                     "answer (up to 2000).",
                 )
-            faq.append((question.strip(), answer.strip()))
+            faq.append((question, answer))
     return values, faq
 
 

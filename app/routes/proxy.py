@@ -192,6 +192,7 @@ async def post_message(request: Request) -> Response:
         body.get("client_message_id"), "client_message_id", required=False
     )
     assert session_id is not None
+    await state.limiter.check_turn(request=request, shop_id=caller.shop_id, session_id=session_id)
     conversation = await _open_conversation(state, caller, session_id)
     assert conversation.id is not None
     if client_message_id:

@@ -82,11 +82,15 @@
     const more = $('[data-more]');
     let cursor = null;
 
+    let generation = 0;
+
     async function load(append) {
       const params = filterParams(form);
       if (append && cursor) params.set('cursor', cursor);
+      const mine = ++generation;
       try {
         const page = await api('/api/admin/conversations?' + params);
+        if (mine !== generation) return; /* a newer filter was asked for meanwhile */
         if (!append) rows.replaceChildren();
         for (const item of page.conversations) {
           const row = make('tr');
@@ -149,7 +153,10 @@
         list.append(item);
       }
     }).catch((error) => toast(error.message));
-    $('[data-delete]').addEventListener('click', () => dialog.showModal());
+    $('[data-delete]').addEventListener('click', () => {
+      dialog.returnValue = ''; /* Escape must not repeat an earlier choice */
+      dialog.showModal();
+    });
     dialog.addEventListener('close', async () => {
       if (dialog.returnValue !== 'delete') return;
       try {

@@ -1,0 +1,70 @@
+"""Rate limits per session, shopper IP and shop, counted in the database so every worker agrees."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+
+from app import repo
+from app.db import Database
+from app.errors import ApiError
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_session: int = 20
+    per_ip: int = 60
+    per_shop: int = 1200
+    window: int = 60  # seconds
+    proxy_hops: int = 1  # X-Forwarded-For entries, from the right, added by trusted proxies
+
+
+def shopper_ip(request: Request, hops: int) -> str:
+    """The shopper's address as the app proxy reported it in X-Forwarded-For.
+
+    Entries further left can be written by anyone; the one `hops` from the right was added
+    by the trusted proxy chain (Shopify, then our own load balancers).
+    """
+    forwarded = [p.strip() for p in request.headers.get("x-forwarded-for", "").split(",")]
+    forwarded = [p for p in forwarded if p]
+    if len(forwarded) >= hops > 0:
+        return forwarded[-hops]
+    return request.client.host if request.client else "unknown"
+
+
+class RateLimiter:
+    def __init__(self, db: Database, limits: Limits) -> None:
+        self.db = db
+        self.limits = limits
+
+    async def check_turn(self, *, request: Request, shop_id: int, session_id: str) -> None:
+        """Count one new turn; 429 with Retry-After when any of its three limits is passed."""
+        limits = self.limits
+        now = time.time()
+        window = int(now // limits.window) * limits.window
+        ip = shopper_ip(request, limits.proxy_hops)
+        buckets = {
+            f"session:{shop_id}:{session_id}": limits.per_session,
+            f"ip:{ip}": limits.per_ip,
+            f"shop:{shop_id}": limits.per_shop,
+        }
+        async with self.db.session() as session:
+            counts = await _hit(session, buckets=list(buckets), window_start=window)
+        over = [bucket for bucket, limit in buckets.items() if counts.get(bucket, 0) > limit]
+        if over:
+            wait = max(1, math.ceil(window + limits.window - now))
+            kind = over[0].split(":", 1)[0]
+            raise ApiError(
+                "rate_limited",
+                f"Too many messages from this {kind}; try again in {wait} seconds.",
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
+
+
+async def _hit(session: AsyncSession, *, buckets: list[str], window_start: int) -> dict[str, int]:
+    return await repo.count_hits(session, buckets=buckets, window_start=window_start)
