@@ -41,16 +41,16 @@ class RateLimiter:
         self.db = db
         self.limits = limits
 
-    async def check_turn(self, *, request: Request, shop_id: int, session_id: str) -> None:
+    async def check_turn(self, *, request: Request, shop: str, session_id: str) -> None:
         """Count one new turn; 429 with Retry-After when any of its three limits is passed."""
         limits = self.limits
         now = time.time()
         window = int(now // limits.window) * limits.window
         ip = shopper_ip(request, limits.proxy_hops)
         buckets = {
-            f"session:{shop_id}:{session_id}": limits.per_session,
+            f"session:{shop}:{session_id}": limits.per_session,
             f"ip:{ip}": limits.per_ip,
-            f"shop:{shop_id}": limits.per_shop,
+            f"shop:{shop}": limits.per_shop,
         }
         async with self.db.session() as session:
             counts = await _hit(session, buckets=list(buckets), window_start=window)

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.models import Conversation, Message, utcnow
+from app.models import Conversation, Message, new_public_id, utcnow
 from app.repo.common import _rowcount
 
 messages_table = Message.__table__  # type: ignore[attr-defined]
@@ -45,6 +47,42 @@ async def create_conversation(
     return conversation
 
 
+async def open_conversation(
+    session: AsyncSession, *, shop_id: int, session_id: str, customer_id: str | None
+) -> tuple[Conversation, bool]:
+    """The session's conversation, created on its first message; and whether it was created.
+
+    An insert that does nothing on a conflict settles two first messages racing each other.
+    """
+    found = await get_conversation(session, shop_id=shop_id, session_id=session_id)
+    if found is not None:
+        return found, False
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    now = utcnow()
+    created = (
+        await session.execute(
+            insert(Conversation)
+            .values(
+                public_id=new_public_id(),
+                shop_id=shop_id,
+                session_id=session_id,
+                customer_id=customer_id,
+                status="active",
+                created_at=now,
+                last_activity_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["shop_id", "session_id"])
+            .returning(Conversation)
+        )
+    ).scalar_one_or_none()
+    if created is not None:
+        return created, True
+    found = await get_conversation(session, shop_id=shop_id, session_id=session_id)
+    assert found is not None
+    return found, False
+
+
 async def touch_conversation(
     session: AsyncSession, *, conversation_id: int, customer_id: str | None = None
 ) -> None:
@@ -77,28 +115,38 @@ async def add_turn(
 ) -> tuple[Message, Message]:
     """The shopper's message and an empty streaming reply; the caller commits both at once."""
     now = utcnow()
-    user = Message(
-        conversation_id=conversation_id,
-        role="user",
-        content=content,
-        status="complete",
-        client_message_id=client_message_id,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(user)
-    await session.flush()
-    reply = Message(
-        conversation_id=conversation_id,
-        role="assistant",
-        content="",
-        status="streaming",
-        reply_to_id=user.id,
-        created_at=now + timedelta(microseconds=1),
-        updated_at=now,
-    )
-    session.add(reply)
-    await session.flush()
+    user = (
+        await session.execute(
+            sa.insert(Message)
+            .values(
+                public_id=new_public_id(),
+                conversation_id=conversation_id,
+                role="user",
+                content=content,
+                status="complete",
+                client_message_id=client_message_id,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(Message)
+        )
+    ).scalar_one()
+    reply = (
+        await session.execute(
+            sa.insert(Message)
+            .values(
+                public_id=new_public_id(),
+                conversation_id=conversation_id,
+                role="assistant",
+                content="",
+                status="streaming",
+                reply_to_id=user.id,
+                created_at=now + timedelta(microseconds=1),
+                updated_at=now,
+            )
+            .returning(Message)
+        )
+    ).scalar_one()
     return user, reply
 
 

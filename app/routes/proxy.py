@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -14,9 +15,9 @@ from app import repo
 from app.ai import ChatTurn, FaqItem, ReplyRequest, fit_context
 from app.config import DEFAULT_SYSTEM_PROMPT
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized
-from app.models import Conversation, Message, Shop, aware
+from app.models import Conversation, Message, aware
 from app.replies import Replies
-from app.shopify import ProxyVerificationError
+from app.shopify import ProxyIdentity, ProxyVerificationError
 from app.state import AppState
 from app.streaming import SSE_HEADERS, parse_last_event_id, reply_events
 from app.validation import (
@@ -32,13 +33,14 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 @dataclass(frozen=True)
 class Caller:
-    shop: Shop
-    customer_id: str | None
+    """The verified shop (as plain values, safe after a rollback) and logged-in customer."""
 
-    @property
-    def shop_id(self) -> int:
-        assert self.shop.id is not None
-        return self.shop.id
+    shop_id: int
+    domain: str
+    system_prompt: str | None
+    ai_provider: str | None
+    ai_model: str | None
+    customer_id: str | None
 
 
 def _state(request: Request) -> AppState:
@@ -46,10 +48,9 @@ def _state(request: Request) -> AppState:
     return state
 
 
-async def _caller(request: Request) -> Caller:
-    state = _state(request)
+def _verify(request: Request) -> ProxyIdentity:
     try:
-        identity = state.shopify.verify_app_proxy(
+        return _state(request).shopify.verify_app_proxy(
             method=request.method,
             url=str(request.url),
             query_string=request.url.query,
@@ -57,11 +58,27 @@ async def _caller(request: Request) -> Caller:
         )
     except ProxyVerificationError as exc:
         raise Unauthorized(exc.code, exc.message) from exc
-    async with state.db.session() as session:
-        shop = await repo.get_shop(session, domain=identity.shop)
+
+
+async def _installed(session: AsyncSession, identity: ProxyIdentity) -> Caller:
+    shop = await repo.get_shop(session, domain=identity.shop)
     if shop is None or not shop.installed:
         raise Forbidden("shop_not_installed", f"{identity.shop} has not installed this app.")
-    return Caller(shop=shop, customer_id=identity.customer_id)
+    assert shop.id is not None
+    return Caller(
+        shop_id=shop.id,
+        domain=shop.domain,
+        system_prompt=shop.system_prompt,
+        ai_provider=shop.ai_provider,
+        ai_model=shop.ai_model,
+        customer_id=identity.customer_id,
+    )
+
+
+async def _caller(request: Request) -> Caller:
+    identity = _verify(request)
+    async with _state(request).db.session() as session:
+        return await _installed(session, identity)
 
 
 def _visible(conversation: Conversation | None, caller: Caller) -> Conversation | None:
@@ -81,44 +98,37 @@ async def _find_conversation(
     return _visible(found, caller)
 
 
-async def _open_conversation(state: AppState, caller: Caller, session_id: str) -> Conversation:
-    """The conversation of this session, created on its first message (lazy sessions)."""
-    for _ in range(3):
-        async with state.db.session() as session:
-            found = await repo.get_conversation(
-                session, shop_id=caller.shop_id, session_id=session_id
-            )
-            if found is None:
-                found = await repo.create_conversation(
-                    session,
-                    shop_id=caller.shop_id,
-                    session_id=session_id,
-                    customer_id=caller.customer_id,
-                )
-        if found is not None:
-            if _visible(found, caller) is None:
-                raise Forbidden(
-                    "session_not_yours",
-                    "This chat session belongs to another customer; start a new session.",
-                )
-            if found.status == "ended":
-                raise Conflict("session_ended", "This chat session has ended; start a new one.")
-            return found
-    raise Conflict("session_busy", "The chat session could not be opened; try again.")
+def _check_open(conversation: Conversation, caller: Caller) -> None:
+    if _visible(conversation, caller) is None:
+        raise Forbidden(
+            "session_not_yours",
+            "This chat session belongs to another customer; start a new session.",
+        )
+    if conversation.status == "ended":
+        raise Conflict("session_ended", "This chat session has ended; start a new one.")
 
 
-async def _reply_request(state: AppState, caller: Caller, reply: Message) -> ReplyRequest:
-    async with state.db.session() as session:
+async def _reply_request(
+    state: AppState,
+    session: AsyncSession,
+    caller: Caller,
+    reply: Message,
+    first: Message | None = None,
+) -> ReplyRequest:
+    """What the model is given: the shop's prompt and FAQ, and the conversation so far."""
+    if first is not None:
+        context = [first]  # a new conversation has nothing else to read
+    else:
         context = await repo.recent_context(
             session, conversation_id=reply.conversation_id, before_id=reply.id or 0
         )
-        faq = await repo.list_faq(session, shop_id=caller.shop_id)
+    faq = await repo.list_faq(session, shop_id=caller.shop_id)
     turns = [ChatTurn(role=m.role, content=m.content) for m in context]
     return ReplyRequest(
-        system_prompt=caller.shop.system_prompt or DEFAULT_SYSTEM_PROMPT,
+        system_prompt=caller.system_prompt or DEFAULT_SYSTEM_PROMPT,
         messages=fit_context(turns, state.settings.ai_context_chars),
         faq=[FaqItem(question=f.question, answer=f.answer) for f in faq],
-        model=caller.shop.ai_model or None,
+        model=caller.ai_model or None,
     )
 
 
@@ -147,11 +157,10 @@ def _start_payload(
     }
 
 
-async def _begin_reply(state: AppState, caller: Caller, reply: Message) -> None:
+def _begin_reply(state: AppState, caller: Caller, reply: Message, request: ReplyRequest) -> None:
     assert reply.id is not None
-    request = await _reply_request(state, caller, reply)
     # A merchant may keep their assistant offline (FAQ only) whatever the app's AI service is.
-    provider = state.offline if caller.shop.ai_provider == "offline" else None
+    provider = state.offline if caller.ai_provider == "offline" else None
     state.replies.begin(
         message_id=reply.id,
         public_id=reply.public_id,
@@ -178,13 +187,15 @@ async def _retry_turn(
             restarted = await repo.restart_failed_reply(session, message_id=reply.id or 0)
         if restarted:
             reply.content, reply.status = "", "streaming"
-            await _begin_reply(state, caller, reply)
+            async with state.db.session() as session:
+                model_request = await _reply_request(state, session, caller, reply)
+            _begin_reply(state, caller, reply, model_request)
     return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
 
 
 async def post_message(request: Request) -> Response:
     state = _state(request)
-    caller = await _caller(request)
+    identity = _verify(request)
     body = await read_json_object(request)
     session_id = uuid4_field(body.get("session_id"), "session_id")
     text = message_text(body.get("message"))
@@ -192,42 +203,64 @@ async def post_message(request: Request) -> Response:
         body.get("client_message_id"), "client_message_id", required=False
     )
     assert session_id is not None
-    await state.limiter.check_turn(request=request, shop_id=caller.shop_id, session_id=session_id)
-    conversation = await _open_conversation(state, caller, session_id)
-    assert conversation.id is not None
-    if client_message_id:
-        async with state.db.session() as session:
-            earlier = await repo.find_turn(
-                session, conversation_id=conversation.id, client_message_id=client_message_id
-            )
-        if earlier is not None:
-            return await _retry_turn(state, caller, conversation, *earlier)
+    await state.limiter.check_turn(request=request, shop=identity.shop, session_id=session_id)
+    earlier = None
     try:
+        # One transaction: the conversation (on a first message), the shopper's message and
+        # the empty reply are saved together, before the model is called.
         async with state.db.session() as session:
-            user, reply = await repo.add_turn(
+            caller = await _installed(session, identity)
+            conversation, created = await repo.open_conversation(
                 session,
-                conversation_id=conversation.id,
-                content=text,
-                client_message_id=client_message_id,
+                shop_id=caller.shop_id,
+                session_id=session_id,
+                customer_id=caller.customer_id,
             )
-            await repo.touch_conversation(
-                session,
-                conversation_id=conversation.id,
-                customer_id=caller.customer_id if conversation.customer_id is None else None,
-            )
-    except IntegrityError:
-        if client_message_id:
-            async with state.db.session() as session:
+            _check_open(conversation, caller)
+            assert conversation.id is not None
+            if client_message_id and not created:
                 earlier = await repo.find_turn(
                     session, conversation_id=conversation.id, client_message_id=client_message_id
                 )
-            if earlier is not None:
-                return await _retry_turn(state, caller, conversation, *earlier)
-        raise Conflict(
-            "turn_in_progress",
-            "The assistant is still answering the previous message; wait or stop it first.",
-        ) from None
-    await _begin_reply(state, caller, reply)
+            if earlier is None:
+                user, reply = await repo.add_turn(
+                    session,
+                    conversation_id=conversation.id,
+                    content=text,
+                    client_message_id=client_message_id,
+                )
+                if not created:
+                    await repo.touch_conversation(
+                        session,
+                        conversation_id=conversation.id,
+                        customer_id=caller.customer_id
+                        if conversation.customer_id is None
+                        else None,
+                    )
+                model_request = await _reply_request(
+                    state, session, caller, reply, first=user if created else None
+                )
+    except IntegrityError:
+        # A racing request won: the same client_message_id (a retry), or another turn.
+        async with state.db.session() as session:
+            conversation, _ = await repo.open_conversation(
+                session,
+                shop_id=caller.shop_id,
+                session_id=session_id,
+                customer_id=caller.customer_id,
+            )
+            if client_message_id and conversation.id is not None:
+                earlier = await repo.find_turn(
+                    session, conversation_id=conversation.id, client_message_id=client_message_id
+                )
+        if earlier is None:
+            raise Conflict(
+                "turn_in_progress",
+                "The assistant is still answering the previous message; wait or stop it first.",
+            ) from None
+    if earlier is not None:
+        return await _retry_turn(state, caller, conversation, *earlier)
+    _begin_reply(state, caller, reply, model_request)
     return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
 
 

@@ -1,0 +1,121 @@
+"""What the benchmarks share: a scratch PostgreSQL database, servers in subprocesses, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+SECRET = "bench-secret-0123456789abcdef-0123456789"
+API_KEY = "bench-api-key"
+FERNET_KEY = "q3Xv8m2X4c0yq4cQxGmK0n5W3hS6uQ1e9Zr7tYbNfVw="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@contextmanager
+def scratch_database(name: str | None = None) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database; dropped afterwards."""
+    name = name or f"chat_bench_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+    try:
+        from app.__main__ import migrate
+
+        migrate(url)
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+class Server:
+    """A uvicorn process on loopback, one worker, as production runs it."""
+
+    def __init__(self, app: str, env: dict[str, str], *, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
+             str(self.port), "--no-access-log", "--log-level", "warning",
+             "--workers", str(workers)],
+            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{self.url}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{app} did not start") from None
+                time.sleep(0.1)
+
+    def rss_kib(self) -> int:
+        """Resident memory of the server process and its children."""
+        pids = [self.process.pid]
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        total = 0
+        for pid in pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def app_env(database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "APP_ENV": "production", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": SECRET,
+        "TOKEN_ENCRYPTION_KEY": FERNET_KEY, "DATABASE_URL": database_url, "LOG_LEVEL": "warning",
+        "RATE_LIMIT_SESSION": "1000000", "RATE_LIMIT_IP": "1000000",
+        "RATE_LIMIT_SHOP": "1000000", **extra,
+    }
