@@ -41,7 +41,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-        kwargs.setdefault("pool_pre_ping", True)
+        # No pre-ping: it costs a round trip on every checkout. A connection that died with a
+        # database restart fails one request (503), and SQLAlchemy then drops the whole pool.
+        kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kwargs)
 
 

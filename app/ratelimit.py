@@ -41,8 +41,13 @@ class RateLimiter:
         self.db = db
         self.limits = limits
 
-    async def check_turn(self, *, request: Request, shop: str, session_id: str) -> None:
-        """Count one new turn; 429 with Retry-After when any of its three limits is passed."""
+    async def check_turn(
+        self, session: AsyncSession, *, request: Request, shop: str, session_id: str
+    ) -> None:
+        """Count one new turn; 429 with Retry-After when any of its three limits is passed.
+
+        It counts in the caller's transaction: a refused turn rolls back and is not counted.
+        """
         limits = self.limits
         now = time.time()
         window = int(now // limits.window) * limits.window
@@ -52,8 +57,7 @@ class RateLimiter:
             f"ip:{ip}": limits.per_ip,
             f"shop:{shop}": limits.per_shop,
         }
-        async with self.db.session() as session:
-            counts = await _hit(session, buckets=list(buckets), window_start=window)
+        counts = await repo.count_hits(session, buckets=list(buckets), window_start=window)
         over = [bucket for bucket, limit in buckets.items() if counts.get(bucket, 0) > limit]
         if over:
             wait = max(1, math.ceil(window + limits.window - now))
@@ -64,7 +68,3 @@ class RateLimiter:
                 status_code=429,
                 headers={"Retry-After": str(wait)},
             )
-
-
-async def _hit(session: AsyncSession, *, buckets: list[str], window_start: int) -> dict[str, int]:
-    return await repo.count_hits(session, buckets=buckets, window_start=window_start)

@@ -189,7 +189,6 @@ class Replies:
                         finish_reason=finish,
                         error_code=error,
                     )
-                    await repo.touch_conversation(session, conversation_id=reply.conversation_id)
                 break
             except Exception:
                 log.exception("saving reply %s failed (attempt %d)", reply.public_id, attempt + 1)

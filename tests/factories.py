@@ -35,7 +35,7 @@ def new_shop_domain() -> str:
     return f"shop-{uuid.uuid4().hex[:10]}.myshopify.com"
 
 
-def test_cipher() -> TokenCipher:
+def server_cipher() -> TokenCipher:
     """The cipher of the test servers (development: keyed from the test secret)."""
     return TokenCipher.from_settings(
         Settings(app_env="development", shopify_api_secret=TEST_API_SECRET)
@@ -79,7 +79,7 @@ async def make_shop(
     domain = domain or new_shop_domain()
     async with db.session() as session:
         shop = await repo.install_shop(
-            session, domain=domain, access_token=test_cipher().encrypt(access_token)
+            session, domain=domain, access_token=server_cipher().encrypt(access_token)
         )
         shop.system_prompt = system_prompt
         if faq:

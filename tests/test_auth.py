@@ -19,7 +19,7 @@ from tests.factories import (
     make_shop,
     new_id,
     new_shop_domain,
-    test_cipher,
+    server_cipher,
 )
 from tests.fake_shopify import FakeShopify, signed_oauth_query
 from tests.servers import LiveServer, serve
@@ -99,7 +99,7 @@ async def test_install_end_to_end(
     async with db.session() as session:
         stored = await repo.get_shop(session, domain=shop)
     assert stored is not None and stored.installed
-    token = test_cipher().decrypt(stored.access_token)
+    token = server_cipher().decrypt(stored.access_token)
     assert token in fake.tokens and fake.tokens[token] == shop
     assert not stored.access_token.startswith("shpat_"), "encrypted at rest"
     assert stored.refresh_token and not stored.refresh_token.startswith("shprt_")
@@ -224,7 +224,7 @@ async def test_session_token_of_a_new_shop_is_exchanged_for_an_offline_token(
     assert str(exchange["body"].get("expiring")) == "1"
     async with db.session() as session:
         stored = await repo.get_shop(session, domain=shop)
-    assert stored is not None and test_cipher().decrypt(stored.access_token) in fake.tokens
+    assert stored is not None and server_cipher().decrypt(stored.access_token) in fake.tokens
 
 
 async def test_failed_token_exchange_is_403(app_server: LiveServer, fake: FakeShopify) -> None:
@@ -245,7 +245,7 @@ async def test_token_is_refreshed_before_it_expires(
     fake.expires_in = 30  # inside the one-minute margin: due for a refresh on first use
     await _install(app_server, admin[1].url, shop)
     async with db.session() as session:
-        first = test_cipher().decrypt((await repo.get_shop(session, domain=shop)).access_token)
+        first = server_cipher().decrypt((await repo.get_shop(session, domain=shop)).access_token)
     fake.expires_in = 86400
     async with AdminClient(app_server.url, shop) as merchant:
         saved = await merchant.put("/api/admin/settings", {"greeting": "Welcome to our shop!"})
@@ -253,7 +253,7 @@ async def test_token_is_refreshed_before_it_expires(
     assert saved.json()["storefront_synced"] is True
     async with db.session() as session:
         stored = await repo.get_shop(session, domain=shop)
-    second = test_cipher().decrypt(stored.access_token)
+    second = server_cipher().decrypt(stored.access_token)
     assert second != first
     assert aware(stored.access_token_expires_at) > utcnow() + timedelta(hours=23)
     refresh = [r for r in fake.requests if r.get("body", {}).get("grant_type") == "refresh_token"]

@@ -23,7 +23,7 @@ from tests.factories import (
     make_shop,
     messages_of,
     new_id,
-    test_cipher,
+    server_cipher,
 )
 from tests.servers import LiveServer
 
@@ -262,7 +262,7 @@ async def test_token_is_not_kept_in_clear(db: Database) -> None:
     async with db.session() as session:
         stored = await repo.get_shop(session, domain=shop)
     assert "shpat_secret_value" not in (stored.access_token or "")
-    assert test_cipher().decrypt(stored.access_token) == "shpat_secret_value"
+    assert server_cipher().decrypt(stored.access_token) == "shpat_secret_value"
 
 
 def test_app_config_subscribes_to_exactly_the_handled_topics() -> None:

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.models import FaqEntry, RateLimitCounter, Shop, utcnow
 from app.repo.common import _rowcount
 
+shops_table: sa.Table = Shop.__table__  # type: ignore[attr-defined]
+faq_table: sa.Table = FaqEntry.__table__  # type: ignore[attr-defined]
+
+
+_SHOP = sa.select(shops_table).where(shops_table.c.domain == sa.bindparam("domain"))
+_FAQ = (
+    sa.select(faq_table)
+    .where(faq_table.c.shop_id == sa.bindparam("shop_id"))
+    .order_by(faq_table.c.position, faq_table.c.id)
+)
+
 
 async def get_shop(session: AsyncSession, *, domain: str) -> Shop | None:
-    result = await session.execute(sa.select(Shop).where(col(Shop.domain) == domain))
-    return result.scalar_one_or_none()
+    """The shop, read only (a Core read: every storefront request makes one)."""
+    row = (await session.execute(_SHOP, {"domain": domain})).first()
+    return cast(Shop | None, row)  # a read-only row with the model's attributes
 
 
 async def install_shop(
     session: AsyncSession, *, domain: str, access_token: str | None = None
 ) -> Shop:
     """Register a shop, or bring an uninstalled one back."""
-    shop = await get_shop(session, domain=domain)
+    result = await session.execute(sa.select(Shop).where(col(Shop.domain) == domain))
+    shop = result.scalar_one_or_none()
     if shop is None:
         shop = Shop(domain=domain, access_token=access_token, installed=True)
         session.add(shop)
@@ -65,12 +78,8 @@ async def replace_faq(
 
 
 async def list_faq(session: AsyncSession, *, shop_id: int) -> list[FaqEntry]:
-    result = await session.execute(
-        sa.select(FaqEntry)
-        .where(col(FaqEntry.shop_id) == shop_id)
-        .order_by(col(FaqEntry.position), col(FaqEntry.id))
-    )
-    return list(result.scalars())
+    result = await session.execute(_FAQ, {"shop_id": shop_id})
+    return [cast(FaqEntry, row) for row in result]
 
 
 async def store_tokens(
@@ -117,20 +126,26 @@ async def delete_shop(session: AsyncSession, *, domain: str) -> bool:
     return bool(_rowcount(result))
 
 
+@functools.cache
+def _hits_statement(buckets: int) -> sa.TextClause:
+    """One upsert for all buckets, as text: SQLAlchemy does not cache a multi-row VALUES, and
+    this SQL reads the same on PostgreSQL and SQLite."""
+    rows = ", ".join(f"(:b{i}, :window, 1)" for i in range(buckets))
+    return sa.text(
+        f"INSERT INTO rate_limit_counters (bucket, window_start, count) VALUES {rows} "
+        "ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_limit_counters.count + 1 "
+        "RETURNING bucket, count"
+    )
+
+
 async def count_hits(
     session: AsyncSession, *, buckets: list[str], window_start: int
 ) -> dict[str, int]:
     """Add one to each bucket's counter of this window in one statement; return the counts."""
-    table = RateLimitCounter.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(table).values(
-        [{"bucket": bucket, "window_start": window_start, "count": 1} for bucket in buckets]
+    params: dict[str, object] = {f"b{i}": bucket for i, bucket in enumerate(buckets)}
+    result = await session.execute(
+        _hits_statement(len(buckets)), {**params, "window": window_start}
     )
-    upsert = statement.on_conflict_do_update(
-        index_elements=["bucket", "window_start"], set_={"count": table.c.count + 1}
-    ).returning(table.c.bucket, table.c.count)
-    result = await session.execute(upsert)
     return {str(bucket): int(count) for bucket, count in result.all()}
 
 

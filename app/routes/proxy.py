@@ -186,7 +186,6 @@ async def _retry_turn(
         async with state.db.session() as session:
             restarted = await repo.restart_failed_reply(session, message_id=reply.id or 0)
         if restarted:
-            reply.content, reply.status = "", "streaming"
             async with state.db.session() as session:
                 model_request = await _reply_request(state, session, caller, reply)
             _begin_reply(state, caller, reply, model_request)
@@ -203,13 +202,15 @@ async def post_message(request: Request) -> Response:
         body.get("client_message_id"), "client_message_id", required=False
     )
     assert session_id is not None
-    await state.limiter.check_turn(request=request, shop=identity.shop, session_id=session_id)
     earlier = None
     try:
         # One transaction: the conversation (on a first message), the shopper's message and
         # the empty reply are saved together, before the model is called.
         async with state.db.session() as session:
             caller = await _installed(session, identity)
+            await state.limiter.check_turn(
+                session, request=request, shop=identity.shop, session_id=session_id
+            )
             conversation, created = await repo.open_conversation(
                 session,
                 shop_id=caller.shop_id,
