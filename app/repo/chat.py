@@ -7,12 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Conversation, Message, new_public_id, utcnow
+from app.models import Conversation, Message, aware, new_public_id, utcnow
 from app.repo.common import _rowcount
 
 # The chat's hot path runs Core statements on the tables: a turn is a few short statements,
@@ -37,12 +35,30 @@ _CONVERSATION = sa.select(conversations).where(
     conversations.c.shop_id == sa.bindparam("shop_id"),
     conversations.c.session_id == sa.bindparam("session_id"),
 )
-_NEW_CONVERSATION = {
-    name: insert(conversations)
-    .on_conflict_do_nothing(index_elements=["shop_id", "session_id"])
-    .returning(*conversations.c)
-    for name, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
-}
+# A shopper's message opens the conversation: created, or reopened (unless ended), touched,
+# and claimed by a customer who logged in: one statement, whichever it is. A row whose
+# created_at is this call's timestamp was inserted by it.
+_OPEN_CONVERSATION = (
+    sa.text(
+        "INSERT INTO conversations (public_id, shop_id, session_id, customer_id, status,"
+        " created_at, last_activity_at)"
+        " VALUES (:public_id, :shop_id, :session_id, :customer_id, 'active', :now, :now)"
+        " ON CONFLICT (shop_id, session_id) DO UPDATE SET"
+        " last_activity_at = excluded.last_activity_at,"
+        " status = CASE WHEN conversations.status = 'ended' THEN 'ended' ELSE 'active' END,"
+        " customer_id = COALESCE(conversations.customer_id, excluded.customer_id)"
+        " RETURNING id, public_id, shop_id, session_id, customer_id, status, created_at,"
+        " last_activity_at, ended_at"
+    )
+    .bindparams(
+        sa.bindparam("public_id", type_=conversations.c.public_id.type),
+        sa.bindparam("shop_id", type_=conversations.c.shop_id.type),
+        sa.bindparam("session_id", type_=conversations.c.session_id.type),
+        sa.bindparam("customer_id", type_=conversations.c.customer_id.type),
+        sa.bindparam("now", type_=conversations.c.created_at.type),
+    )
+    .columns(*conversations.c)
+)
 _NEW_MESSAGE = sa.insert(messages).returning(*messages.c)
 _TOUCH = sa.update(conversations).where(conversations.c.id == sa.bindparam("conversation_id"))
 _CONTEXT = (
@@ -86,33 +102,26 @@ async def create_conversation(
 async def open_conversation(
     session: AsyncSession, *, shop_id: int, session_id: str, customer_id: str | None
 ) -> tuple[Conversation, bool]:
-    """The session's conversation, created on its first message; and whether it was created.
+    """The session's conversation, created on its first message, touched on every later one.
 
-    An insert that does nothing on a conflict settles two first messages racing each other.
+    The caller still checks it may use it (an ended one, or another customer's) and rolls back
+    when it may not. Returns the conversation and whether this call created it.
     """
-    found = await get_conversation(session, shop_id=shop_id, session_id=session_id)
-    if found is not None:
-        return found, False
     now = utcnow()
-    statement = _NEW_CONVERSATION[session.get_bind().dialect.name]
-    result = await session.execute(
-        statement,
-        {
-            "public_id": new_public_id(),
-            "shop_id": shop_id,
-            "session_id": session_id,
-            "customer_id": customer_id,
-            "status": "active",
-            "created_at": now,
-            "last_activity_at": now,
-        },
-    )
-    created = _conversation(result.first())
-    if created is not None:
-        return created, True
-    found = await get_conversation(session, shop_id=shop_id, session_id=session_id)
-    assert found is not None
-    return found, False
+    row = (
+        await session.execute(
+            _OPEN_CONVERSATION,
+            {
+                "public_id": new_public_id(),
+                "shop_id": shop_id,
+                "session_id": session_id,
+                "customer_id": customer_id,
+                "now": now,
+            },
+        )
+    ).one()
+    conversation = cast(Conversation, row)
+    return conversation, aware(row.created_at) == now
 
 
 async def touch_conversation(

@@ -230,14 +230,6 @@ async def post_message(request: Request) -> Response:
                     content=text,
                     client_message_id=client_message_id,
                 )
-                if not created:
-                    await repo.touch_conversation(
-                        session,
-                        conversation_id=conversation.id,
-                        customer_id=caller.customer_id
-                        if conversation.customer_id is None
-                        else None,
-                    )
                 model_request = await _reply_request(
                     state, session, caller, reply, first=user if created else None
                 )
