@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from app import repo
+from app import repo, shopcache
 from app.db import Database
 from app.models import WebhookEvent
 
@@ -24,9 +24,11 @@ async def apply(db: Database, *, topic: str, shop: str, payload: dict[str, Any])
     async with db.session() as session:
         if topic == "app/uninstalled":
             await repo.uninstall_shop(session, domain=shop)
+            shopcache.forget(shop)
             return
         if topic == "shop/redact":
             await repo.delete_shop(session, domain=shop)
+            shopcache.forget(shop)
             return
         installed = await repo.get_shop(session, domain=shop)
         if installed is None or installed.id is None:

@@ -6,12 +6,12 @@ import math
 import time
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from app import repo
 from app.db import Database
 from app.errors import ApiError
+from app.repo.common import Executor
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class RateLimiter:
         self.limits = limits
 
     async def check_turn(
-        self, session: AsyncSession, *, request: Request, shop: str, session_id: str
+        self, session: Executor, *, request: Request, shop: str, session_id: str
     ) -> None:
         """Count one new turn; 429 with Retry-After when any of its three limits is passed.
 

@@ -180,9 +180,9 @@ class Replies:
         # The final state must reach the database; a brief outage is waited out.
         for attempt in range(8):
             try:
-                async with self.db.session() as session:
+                async with self.db.autocommit() as connection:
                     await repo.finish_reply(
-                        session,
+                        connection,
                         message_id=reply.message_id,
                         content=reply.text,
                         status=status,

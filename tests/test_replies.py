@@ -189,7 +189,7 @@ async def test_replies_of_a_dead_worker_end_as_errors(start_server, db: Database
     async with db.session() as session:
         installed = await repo.get_shop(session, domain=shop)
         assert installed is not None and installed.id is not None
-        conversation = await repo.create_conversation(
+        conversation, _ = await repo.open_conversation(
             session, shop_id=installed.id, session_id=session_id, customer_id=None
         )
     assert conversation is not None and conversation.id is not None

@@ -42,7 +42,7 @@ async def _conversation(
     """A conversation with one turn; reply None leaves the reply streaming."""
     shop_id = await _shop_id(db, shop)
     async with db.session() as session:
-        conversation = await repo.create_conversation(
+        conversation, _ = await repo.open_conversation(
             session, shop_id=shop_id, session_id=new_id(), customer_id=customer_id
         )
         assert conversation is not None and conversation.id is not None

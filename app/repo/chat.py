@@ -7,11 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Conversation, Message, aware, new_public_id, utcnow
-from app.repo.common import _rowcount
+from app.repo.common import Executor, _rowcount
 
 # The chat's hot path runs Core statements on the tables: a turn is a few short statements,
 # and the ORM's per-statement bookkeeping cost more than the database did (see bench/).
@@ -79,28 +77,14 @@ _FINISH = sa.update(messages).where(messages.c.id == sa.bindparam("message_id"))
 
 
 async def get_conversation(
-    session: AsyncSession, *, shop_id: int, session_id: str
+    session: Executor, *, shop_id: int, session_id: str
 ) -> Conversation | None:
     result = await session.execute(_CONVERSATION, {"shop_id": shop_id, "session_id": session_id})
     return _conversation(result.first())
 
 
-async def create_conversation(
-    session: AsyncSession, *, shop_id: int, session_id: str, customer_id: str | None
-) -> Conversation | None:
-    """Insert a conversation; None when a concurrent request created it first."""
-    conversation = Conversation(shop_id=shop_id, session_id=session_id, customer_id=customer_id)
-    session.add(conversation)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return None
-    return conversation
-
-
 async def open_conversation(
-    session: AsyncSession, *, shop_id: int, session_id: str, customer_id: str | None
+    session: Executor, *, shop_id: int, session_id: str, customer_id: str | None
 ) -> tuple[Conversation, bool]:
     """The session's conversation, created on its first message, touched on every later one.
 
@@ -125,7 +109,7 @@ async def open_conversation(
 
 
 async def touch_conversation(
-    session: AsyncSession, *, conversation_id: int, customer_id: str | None = None
+    session: Executor, *, conversation_id: int, customer_id: str | None = None
 ) -> None:
     values: dict[str, object] = {"last_activity_at": utcnow(), "status": "active"}
     if customer_id is not None:
@@ -136,7 +120,7 @@ async def touch_conversation(
     )
 
 
-async def end_conversation(session: AsyncSession, *, conversation_id: int) -> None:
+async def end_conversation(session: Executor, *, conversation_id: int) -> None:
     now = utcnow()
     await session.execute(
         sa.update(conversations)
@@ -149,7 +133,7 @@ async def end_conversation(session: AsyncSession, *, conversation_id: int) -> No
 
 
 async def add_turn(
-    session: AsyncSession,
+    session: Executor,
     *,
     conversation_id: int,
     content: str,
@@ -197,7 +181,7 @@ async def add_turn(
 
 
 async def find_turn(
-    session: AsyncSession, *, conversation_id: int, client_message_id: str
+    session: Executor, *, conversation_id: int, client_message_id: str
 ) -> tuple[Message, Message | None] | None:
     result = await session.execute(
         sa.select(messages).where(
@@ -217,7 +201,7 @@ async def find_turn(
     return user, _message(result.first())
 
 
-async def restart_failed_reply(session: AsyncSession, *, message_id: int) -> bool:
+async def restart_failed_reply(session: Executor, *, message_id: int) -> bool:
     """Turn a failed reply back into a streaming one, for a retry of the same turn."""
     result = await session.execute(
         sa.update(messages)
@@ -229,9 +213,7 @@ async def restart_failed_reply(session: AsyncSession, *, message_id: int) -> boo
     return bool(_rowcount(result))
 
 
-async def get_message(
-    session: AsyncSession, *, conversation_id: int, public_id: str
-) -> Message | None:
+async def get_message(session: Executor, *, conversation_id: int, public_id: str) -> Message | None:
     result = await session.execute(
         sa.select(messages).where(
             messages.c.conversation_id == conversation_id,
@@ -241,13 +223,13 @@ async def get_message(
     return _message(result.first())
 
 
-async def get_message_by_id(session: AsyncSession, *, message_id: int) -> Message | None:
+async def get_message_by_id(session: Executor, *, message_id: int) -> Message | None:
     result = await session.execute(sa.select(messages).where(messages.c.id == message_id))
     return _message(result.first())
 
 
 async def history_page(
-    session: AsyncSession, *, conversation_id: int, limit: int, before: str | None
+    session: Executor, *, conversation_id: int, limit: int, before: str | None
 ) -> tuple[list[Message], bool]:
     """The newest `limit` messages older than `before`, oldest first, and whether more exist."""
     query = sa.select(messages).where(messages.c.conversation_id == conversation_id)
@@ -267,7 +249,7 @@ async def history_page(
 
 
 async def recent_context(
-    session: AsyncSession, *, conversation_id: int, before_id: int, limit: int = 200
+    session: Executor, *, conversation_id: int, before_id: int, limit: int = 200
 ) -> list[Message]:
     """Messages worth showing the model: saved text, oldest first, up to the given reply."""
     result = await session.execute(
@@ -278,7 +260,7 @@ async def recent_context(
     return rows
 
 
-async def save_progress(session: AsyncSession, *, progress: Sequence[tuple[int, str]]) -> set[int]:
+async def save_progress(session: Executor, *, progress: Sequence[tuple[int, str]]) -> set[int]:
     """Write streaming text in one batch; return the ids that are no longer streaming."""
     if not progress:
         return set()
@@ -302,7 +284,7 @@ async def save_progress(session: AsyncSession, *, progress: Sequence[tuple[int, 
 
 
 async def finish_reply(
-    session: AsyncSession,
+    session: Executor,
     *,
     message_id: int,
     content: str,
@@ -329,7 +311,7 @@ async def finish_reply(
     )
 
 
-async def mark_stopped(session: AsyncSession, *, message_id: int) -> bool:
+async def mark_stopped(session: Executor, *, message_id: int) -> bool:
     """Stop a reply that another worker is writing; it notices on its next flush."""
     result = await session.execute(
         sa.update(messages)
@@ -340,7 +322,7 @@ async def mark_stopped(session: AsyncSession, *, message_id: int) -> bool:
 
 
 async def reap_stale_replies(
-    session: AsyncSession, *, older_than: datetime, keep: Sequence[int] = ()
+    session: Executor, *, older_than: datetime, keep: Sequence[int] = ()
 ) -> int:
     """Replies whose worker stopped writing (it died): they end as errors, not `streaming`."""
     query = sa.update(messages).where(
@@ -355,7 +337,7 @@ async def reap_stale_replies(
     return _rowcount(result)
 
 
-async def stop_conversation_replies(session: AsyncSession, *, conversation_id: int) -> None:
+async def stop_conversation_replies(session: Executor, *, conversation_id: int) -> None:
     await session.execute(
         sa.update(messages)
         .where(messages.c.conversation_id == conversation_id, messages.c.status == "streaming")

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.models import FaqEntry, RateLimitCounter, Shop, utcnow
-from app.repo.common import _rowcount
+from app.repo.common import Executor, _rowcount
 
 shops_table: sa.Table = Shop.__table__  # type: ignore[attr-defined]
 faq_table: sa.Table = FaqEntry.__table__  # type: ignore[attr-defined]
@@ -26,7 +26,7 @@ _FAQ = (
 )
 
 
-async def get_shop(session: AsyncSession, *, domain: str) -> Shop | None:
+async def get_shop(session: Executor, *, domain: str) -> Shop | None:
     """The shop, read only (a Core read: every storefront request makes one)."""
     row = (await session.execute(_SHOP, {"domain": domain})).first()
     return cast(Shop | None, row)  # a read-only row with the model's attributes
@@ -77,7 +77,7 @@ async def replace_faq(
     await session.flush()
 
 
-async def list_faq(session: AsyncSession, *, shop_id: int) -> list[FaqEntry]:
+async def list_faq(session: Executor, *, shop_id: int) -> list[FaqEntry]:
     result = await session.execute(_FAQ, {"shop_id": shop_id})
     return [cast(FaqEntry, row) for row in result]
 
@@ -138,9 +138,7 @@ def _hits_statement(buckets: int) -> sa.TextClause:
     )
 
 
-async def count_hits(
-    session: AsyncSession, *, buckets: list[str], window_start: int
-) -> dict[str, int]:
+async def count_hits(session: Executor, *, buckets: list[str], window_start: int) -> dict[str, int]:
     """Add one to each bucket's counter of this window in one statement; return the counts."""
     params: dict[str, object] = {f"b{i}": bucket for i, bucket in enumerate(buckets)}
     result = await session.execute(

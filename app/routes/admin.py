@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app import repo
+from app import repo, shopcache
 from app.config import DEFAULT_SYSTEM_PROMPT
 from app.errors import BadRequest, NotFound
 from app.merchants import authenticate, publish_storefront_settings, state_of
@@ -261,6 +261,7 @@ async def put_settings(request: Request) -> Response:
         if faq is not None:
             await repo.replace_faq(session, shop_id=merchant.shop_id, entries=faq)
         shop = await repo.get_shop(session, domain=merchant.shop.domain)
+    shopcache.forget(merchant.shop.domain)
     assert shop is not None
     synced = await publish_storefront_settings(state, shop)
     return JSONResponse(

@@ -6,17 +6,18 @@ import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app import repo
+from app import repo, shopcache
 from app.ai import ChatTurn, FaqItem, ReplyRequest, fit_context
 from app.config import DEFAULT_SYSTEM_PROMPT
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized
-from app.models import Conversation, Message, aware
+from app.models import Conversation, Message, Shop, aware
 from app.replies import Replies
+from app.repo.common import Executor
 from app.shopify import ProxyIdentity, ProxyVerificationError
 from app.state import AppState
 from app.streaming import SSE_HEADERS, parse_last_event_id, reply_events
@@ -60,9 +61,18 @@ def _verify(request: Request) -> ProxyIdentity:
         raise Unauthorized(exc.code, exc.message) from exc
 
 
-async def _installed(session: AsyncSession, identity: ProxyIdentity) -> Caller:
-    shop = await repo.get_shop(session, domain=identity.shop)
-    if shop is None or not shop.installed:
+def _database(session: Executor) -> str:
+    bind = session.engine if isinstance(session, AsyncConnection) else session.bind
+    return str(getattr(bind, "url", ""))
+
+
+async def _installed(session: Executor, identity: ProxyIdentity) -> Caller:
+    async def load() -> Shop | None:
+        shop = await repo.get_shop(session, domain=identity.shop)
+        return shop if shop is not None and shop.installed else None
+
+    shop = await shopcache.cached(_database(session), "shop", identity.shop, load)
+    if shop is None:
         raise Forbidden("shop_not_installed", f"{identity.shop} has not installed this app.")
     assert shop.id is not None
     return Caller(
@@ -110,7 +120,7 @@ def _check_open(conversation: Conversation, caller: Caller) -> None:
 
 async def _reply_request(
     state: AppState,
-    session: AsyncSession,
+    session: Executor,
     caller: Caller,
     reply: Message,
     first: Message | None = None,
@@ -122,7 +132,12 @@ async def _reply_request(
         context = await repo.recent_context(
             session, conversation_id=reply.conversation_id, before_id=reply.id or 0
         )
-    faq = await repo.list_faq(session, shop_id=caller.shop_id)
+    faq = await shopcache.cached(
+        _database(session),
+        "faq",
+        caller.domain,
+        lambda: repo.list_faq(session, shop_id=caller.shop_id),
+    )
     turns = [ChatTurn(role=m.role, content=m.content) for m in context]
     return ReplyRequest(
         system_prompt=caller.system_prompt or DEFAULT_SYSTEM_PROMPT,
@@ -206,7 +221,7 @@ async def post_message(request: Request) -> Response:
     try:
         # One transaction: the conversation (on a first message), the shopper's message and
         # the empty reply are saved together, before the model is called.
-        async with state.db.session() as session:
+        async with state.db.transaction() as session:
             caller = await _installed(session, identity)
             await state.limiter.check_turn(
                 session, request=request, shop=identity.shop, session_id=session_id
