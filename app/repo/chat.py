@@ -228,19 +228,31 @@ async def get_message_by_id(session: Executor, *, message_id: int) -> Message | 
     return _message(result.first())
 
 
+_PAGE = (
+    sa.select(messages)
+    .where(messages.c.conversation_id == sa.bindparam("conversation_id"))
+    .order_by(messages.c.id.desc())
+    .limit(sa.bindparam("limit"))
+)
+_PAGE_BEFORE = _PAGE.where(
+    messages.c.id
+    < sa.select(messages.c.id)
+    .where(
+        messages.c.conversation_id == sa.bindparam("conversation_id"),
+        messages.c.public_id == sa.bindparam("before"),
+    )
+    .scalar_subquery()
+)
+
+
 async def history_page(
     session: Executor, *, conversation_id: int, limit: int, before: str | None
 ) -> tuple[list[Message], bool]:
     """The newest `limit` messages older than `before`, oldest first, and whether more exist."""
-    query = sa.select(messages).where(messages.c.conversation_id == conversation_id)
+    params: dict[str, object] = {"conversation_id": conversation_id, "limit": limit + 1}
     if before is not None:
-        cursor = (
-            sa.select(messages.c.id)
-            .where(messages.c.conversation_id == conversation_id, messages.c.public_id == before)
-            .scalar_subquery()
-        )
-        query = query.where(messages.c.id < cursor)
-    result = await session.execute(query.order_by(messages.c.id.desc()).limit(limit + 1))
+        params["before"] = before
+    result = await session.execute(_PAGE if before is None else _PAGE_BEFORE, params)
     rows = [cast(Message, row) for row in result]
     more = len(rows) > limit
     rows = rows[:limit]

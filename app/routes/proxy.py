@@ -87,8 +87,8 @@ async def _installed(session: Executor, identity: ProxyIdentity) -> Caller:
 
 async def _caller(request: Request) -> Caller:
     identity = _verify(request)
-    async with _state(request).db.session() as session:
-        return await _installed(session, identity)
+    async with _state(request).db.autocommit() as connection:
+        return await _installed(connection, identity)
 
 
 def _visible(conversation: Conversation | None, caller: Caller) -> Conversation | None:
@@ -103,8 +103,10 @@ def _visible(conversation: Conversation | None, caller: Caller) -> Conversation 
 async def _find_conversation(
     state: AppState, caller: Caller, session_id: str
 ) -> Conversation | None:
-    async with state.db.session() as session:
-        found = await repo.get_conversation(session, shop_id=caller.shop_id, session_id=session_id)
+    async with state.db.autocommit() as connection:
+        found = await repo.get_conversation(
+            connection, shop_id=caller.shop_id, session_id=session_id
+        )
     return _visible(found, caller)
 
 
@@ -377,27 +379,27 @@ def _message_json(message: Message) -> dict[str, str]:
 
 async def history(request: Request) -> Response:
     state = _state(request)
-    caller = await _caller(request)
+    identity = _verify(request)
     session_id = session_id_param(request)
     limit = int_param(request, "limit", default=50, low=1, high=100)
     before = uuid4_field(request.query_params.get("before"), "before", required=False)
-    conversation = await _find_conversation(state, caller, session_id)
-    if conversation is None or conversation.id is None:
-        empty: dict[str, object] = {
-            "session_id": session_id,
-            "status": "unknown",
-            "messages": [],
-            "next_before": None,
-        }
-        return JSONResponse(empty, headers=NO_STORE)
-    async with state.db.session() as session:
-        messages, more = await repo.history_page(
-            session, conversation_id=conversation.id, limit=limit, before=before
+    messages: list[Message] = []
+    more = False
+    # Reads need no transaction: one connection, no BEGIN or COMMIT round trips.
+    async with state.db.autocommit() as connection:
+        caller = await _installed(connection, identity)
+        conversation = _visible(
+            await repo.get_conversation(connection, shop_id=caller.shop_id, session_id=session_id),
+            caller,
         )
+        if conversation is not None and conversation.id is not None:
+            messages, more = await repo.history_page(
+                connection, conversation_id=conversation.id, limit=limit, before=before
+            )
     return JSONResponse(
         {
             "session_id": session_id,
-            "status": conversation.status,
+            "status": conversation.status if conversation is not None else "unknown",
             "messages": [_message_json(m) for m in messages],
             "next_before": messages[0].public_id if more and messages else None,
         },

@@ -1,0 +1,106 @@
+"""3. History: a page of 50 from a conversation, in a table of 10,000 messages and of 1,000,000."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from urllib.parse import urlencode
+
+import asyncpg
+import httpx
+
+from app.shopify import sign_proxy_query
+from bench.common import SECRET, Server, app_env, median, percentile, plain_dsn
+
+SHOP = "bench-history.myshopify.com"
+
+
+async def _fill(dsn: str, total_messages: int, session_id: str) -> None:
+    """Grow the messages table to `total_messages` with other conversations of other shoppers."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        shop = await connection.fetchval("SELECT id FROM shops WHERE domain = $1", SHOP)
+        have = await connection.fetchval("SELECT count(*) FROM messages")
+        missing = total_messages - have
+        per_conversation = 20
+        conversations = missing // per_conversation
+        if conversations <= 0:
+            return
+        await connection.execute(
+            "INSERT INTO conversations (public_id, shop_id, session_id, status, created_at,"
+            " last_activity_at) SELECT gen_random_uuid()::text, $1, gen_random_uuid()::text,"
+            " 'ended', now() - make_interval(secs => g), now() FROM generate_series(1, $2) g",
+            shop, conversations)
+        await connection.execute(
+            "INSERT INTO messages (public_id, conversation_id, role, content, status, created_at,"
+            " updated_at) SELECT gen_random_uuid()::text, c.id,"
+            " CASE WHEN g % 2 = 1 THEN 'user' ELSE 'assistant' END,"
+            " 'a message of an earlier conversation, number ' || g, 'complete', now(), now()"
+            " FROM conversations c CROSS JOIN generate_series(1, $2) g"
+            " WHERE c.shop_id = $1 AND c.session_id <> $3 AND NOT EXISTS"
+            " (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)",
+            shop, per_conversation, session_id)
+        await connection.execute("ANALYZE messages; ANALYZE conversations")
+    finally:
+        await connection.close()
+
+
+async def _target(dsn: str, session_id: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        shop = await connection.fetchval(
+            "INSERT INTO shops (domain, installed, created_at) VALUES ($1, true, now())"
+            " RETURNING id", SHOP)
+        conversation = await connection.fetchval(
+            "INSERT INTO conversations (public_id, shop_id, session_id, status, created_at,"
+            " last_activity_at) VALUES ($1, $2, $3, 'active', now(), now()) RETURNING id",
+            str(uuid.uuid4()), shop, session_id)
+        await connection.execute(
+            "INSERT INTO messages (public_id, conversation_id, role, content, status, created_at,"
+            " updated_at) SELECT gen_random_uuid()::text, $1,"
+            " CASE WHEN g % 2 = 1 THEN 'user' ELSE 'assistant' END,"
+            " 'the shopper and the assistant talking, message ' || g, 'complete', now(), now()"
+            " FROM generate_series(1, 200) g", conversation)
+    finally:
+        await connection.close()
+
+
+async def _measure(url: str, session_id: str, requests: int) -> list[float]:
+    timings = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for index in range(requests):
+            params = {"shop": SHOP, "path_prefix": "/apps/chat",
+                      "timestamp": str(int(time.time())), "logged_in_customer_id": "",
+                      "session_id": session_id, "limit": "50"}
+            params["signature"] = sign_proxy_query(params, SECRET)
+            started = time.perf_counter()
+            response = await client.get(f"/proxy/history?{urlencode(params)}")
+            elapsed = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200 and len(response.json()["messages"]) == 50
+            if index >= 20:  # warm-up
+                timings.append(elapsed)
+    return timings
+
+
+def run(database_url: str, *, requests: int = 400) -> dict[str, object]:
+    dsn = plain_dsn(database_url)
+    session_id = str(uuid.uuid4())
+    asyncio.run(_target(dsn, session_id))
+    results = {}
+    for size in (10_000, 1_000_000):
+        asyncio.run(_fill(dsn, size, session_id))
+        server = Server("app.main:app", app_env(database_url))
+        try:
+            timings = asyncio.run(_measure(server.url, session_id, requests))
+        finally:
+            server.stop()
+        results[size] = timings
+    small, large = median(results[10_000]), median(results[1_000_000])
+    return {
+        "p50_ms_10k": round(small, 2), "p50_ms_1m": round(large, 2),
+        "p99_ms_1m": round(percentile(results[1_000_000], 99), 2),
+        "ratio": round(large / small, 2),
+        "target": "p50 < 3 ms at 1M messages, ratio < 1.5",
+        "met": large < 3 and large / small < 1.5,
+    }
