@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: dev test lint install clean
+.PHONY: dev test lint install clean bench
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(INSTALLED) $(NODE_INSTALLED) lint
 	scripts/ensure-postgres
 	scripts/ensure-chromium
 	APP_ENV=development $(VENV)/bin/pytest
+
+bench: $(INSTALLED)
+	scripts/ensure-postgres
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) data test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -51,20 +51,33 @@ async def turn(request: Request) -> Response:
     session_id, text = body["session_id"], body["message"].strip()
     async with pool.acquire() as connection, connection.transaction():
         shop_id = await connection.fetchval(
-            "SELECT id FROM shops WHERE domain = $1 AND installed", shop)
+            "SELECT id FROM shops WHERE domain = $1 AND installed", shop
+        )
         conversation = await connection.fetchval(
             "INSERT INTO conversations (public_id, shop_id, session_id, status, created_at,"
             " last_activity_at) VALUES ($1, $2, $3, 'active', now(), now())"
             " ON CONFLICT (shop_id, session_id) DO UPDATE SET last_activity_at = now()"
-            " RETURNING id", str(uuid.uuid4()), shop_id, session_id)
+            " RETURNING id",
+            str(uuid.uuid4()),
+            shop_id,
+            session_id,
+        )
         user = await connection.fetchval(
             "INSERT INTO messages (public_id, conversation_id, role, content, status,"
             " created_at, updated_at) VALUES ($1, $2, 'user', $3, 'complete', now(), now())"
-            " RETURNING id", str(uuid.uuid4()), conversation, text)
+            " RETURNING id",
+            str(uuid.uuid4()),
+            conversation,
+            text,
+        )
         reply = await connection.fetchval(
             "INSERT INTO messages (public_id, conversation_id, role, content, status,"
             " reply_to_id, created_at, updated_at) VALUES ($1, $2, 'assistant', '', 'streaming',"
-            " $3, now(), now()) RETURNING id", str(uuid.uuid4()), conversation, user)
+            " $3, now(), now()) RETURNING id",
+            str(uuid.uuid4()),
+            conversation,
+            user,
+        )
 
     async def events() -> AsyncIterator[bytes]:
         yield sse("start", {"assistant_message_id": str(reply)})
@@ -75,7 +88,10 @@ async def turn(request: Request) -> Response:
             yield sse("delta", {"text": piece})
         await pool.execute(
             "UPDATE messages SET content = $1, status = 'complete', updated_at = now()"
-            " WHERE id = $2", content, reply)
+            " WHERE id = $2",
+            content,
+            reply,
+        )
         yield sse("done", {"assistant_message_id": str(reply)})
 
     return StreamingResponse(events(), media_type="text/event-stream")
@@ -93,5 +109,6 @@ async def lifespan(_app: Starlette) -> AsyncIterator[None]:
     await pool.close()
 
 
-app = Starlette(routes=[Route("/turn", turn, methods=["POST"]),
-                        Route("/healthz", healthz)], lifespan=lifespan)
+app = Starlette(
+    routes=[Route("/turn", turn, methods=["POST"]), Route("/healthz", healthz)], lifespan=lifespan
+)

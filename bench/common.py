@@ -76,10 +76,24 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
-             str(self.port), "--no-access-log", "--log-level", "warning",
-             "--workers", str(workers)],
-            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -114,8 +128,14 @@ class Server:
 
 def app_env(database_url: str, **extra: str) -> dict[str, str]:
     return {
-        "APP_ENV": "production", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": SECRET,
-        "TOKEN_ENCRYPTION_KEY": FERNET_KEY, "DATABASE_URL": database_url, "LOG_LEVEL": "warning",
-        "RATE_LIMIT_SESSION": "1000000", "RATE_LIMIT_IP": "1000000",
-        "RATE_LIMIT_SHOP": "1000000", **extra,
+        "APP_ENV": "production",
+        "SHOPIFY_API_KEY": API_KEY,
+        "SHOPIFY_API_SECRET": SECRET,
+        "TOKEN_ENCRYPTION_KEY": FERNET_KEY,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "warning",
+        "RATE_LIMIT_SESSION": "1000000",
+        "RATE_LIMIT_IP": "1000000",
+        "RATE_LIMIT_SHOP": "1000000",
+        **extra,
     }

@@ -31,7 +31,9 @@ async def _fill(dsn: str, total_messages: int, session_id: str) -> None:
             "INSERT INTO conversations (public_id, shop_id, session_id, status, created_at,"
             " last_activity_at) SELECT gen_random_uuid()::text, $1, gen_random_uuid()::text,"
             " 'ended', now() - make_interval(secs => g), now() FROM generate_series(1, $2) g",
-            shop, conversations)
+            shop,
+            conversations,
+        )
         await connection.execute(
             "INSERT INTO messages (public_id, conversation_id, role, content, status, created_at,"
             " updated_at) SELECT gen_random_uuid()::text, c.id,"
@@ -40,7 +42,10 @@ async def _fill(dsn: str, total_messages: int, session_id: str) -> None:
             " FROM conversations c CROSS JOIN generate_series(1, $2) g"
             " WHERE c.shop_id = $1 AND c.session_id <> $3 AND NOT EXISTS"
             " (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)",
-            shop, per_conversation, session_id)
+            shop,
+            per_conversation,
+            session_id,
+        )
         await connection.execute("ANALYZE messages; ANALYZE conversations")
     finally:
         await connection.close()
@@ -51,17 +56,24 @@ async def _target(dsn: str, session_id: str) -> None:
     try:
         shop = await connection.fetchval(
             "INSERT INTO shops (domain, installed, created_at) VALUES ($1, true, now())"
-            " RETURNING id", SHOP)
+            " RETURNING id",
+            SHOP,
+        )
         conversation = await connection.fetchval(
             "INSERT INTO conversations (public_id, shop_id, session_id, status, created_at,"
             " last_activity_at) VALUES ($1, $2, $3, 'active', now(), now()) RETURNING id",
-            str(uuid.uuid4()), shop, session_id)
+            str(uuid.uuid4()),
+            shop,
+            session_id,
+        )
         await connection.execute(
             "INSERT INTO messages (public_id, conversation_id, role, content, status, created_at,"
             " updated_at) SELECT gen_random_uuid()::text, $1,"
             " CASE WHEN g % 2 = 1 THEN 'user' ELSE 'assistant' END,"
             " 'the shopper and the assistant talking, message ' || g, 'complete', now(), now()"
-            " FROM generate_series(1, 200) g", conversation)
+            " FROM generate_series(1, 200) g",
+            conversation,
+        )
     finally:
         await connection.close()
 
@@ -70,9 +82,14 @@ async def _measure(url: str, session_id: str, requests: int) -> list[float]:
     timings = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         for index in range(requests):
-            params = {"shop": SHOP, "path_prefix": "/apps/chat",
-                      "timestamp": str(int(time.time())), "logged_in_customer_id": "",
-                      "session_id": session_id, "limit": "50"}
+            params = {
+                "shop": SHOP,
+                "path_prefix": "/apps/chat",
+                "timestamp": str(int(time.time())),
+                "logged_in_customer_id": "",
+                "session_id": session_id,
+                "limit": "50",
+            }
             params["signature"] = sign_proxy_query(params, SECRET)
             started = time.perf_counter()
             response = await client.get(f"/proxy/history?{urlencode(params)}")
@@ -98,7 +115,8 @@ def run(database_url: str, *, requests: int = 400) -> dict[str, object]:
         results[size] = timings
     small, large = median(results[10_000]), median(results[1_000_000])
     return {
-        "p50_ms_10k": round(small, 2), "p50_ms_1m": round(large, 2),
+        "p50_ms_10k": round(small, 2),
+        "p50_ms_1m": round(large, 2),
         "p99_ms_1m": round(percentile(results[1_000_000], 99), 2),
         "ratio": round(large / small, 2),
         "target": "p50 < 3 ms at 1M messages, ratio < 1.5",

@@ -20,12 +20,17 @@ async def _fill(dsn: str, conversations: int) -> None:
     try:
         shop = await connection.fetchval(
             "INSERT INTO shops (domain, installed, access_token, created_at)"
-            " VALUES ($1, true, 'x', now()) RETURNING id", SHOP)
+            " VALUES ($1, true, 'x', now()) RETURNING id",
+            SHOP,
+        )
         await connection.execute(
             "INSERT INTO conversations (public_id, shop_id, session_id, status, created_at,"
             " last_activity_at) SELECT gen_random_uuid()::text, $1, gen_random_uuid()::text,"
             " (ARRAY['active','ended','abandoned'])[1 + g % 3], now() - make_interval(secs => g),"
-            " now() FROM generate_series(1, $2) g", shop, conversations)
+            " now() FROM generate_series(1, $2) g",
+            shop,
+            conversations,
+        )
         # Each conversation: a question and an answer; about one in a hundred mentions a word.
         await connection.execute(
             "INSERT INTO messages (public_id, conversation_id, role, content, status, created_at,"
@@ -34,7 +39,10 @@ async def _fill(dsn: str, conversations: int) -> None:
             "  || ' for order ' || c.id ELSE 'Do you have this in another size, order ' || c.id"
             "  END || ' (' || r.role || ')', 'complete', c.created_at, c.created_at"
             " FROM conversations c CROSS JOIN (VALUES ('user'), ('assistant')) r(role)"
-            " WHERE c.shop_id = $1", shop, WORDS)
+            " WHERE c.shop_id = $1",
+            shop,
+            WORDS,
+        )
         await connection.execute("ANALYZE messages; ANALYZE conversations")
     finally:
         await connection.close()
@@ -49,8 +57,9 @@ async def _measure(url: str, requests: int) -> dict[str, list[float]]:
                 token = session_token(SHOP, secret=SECRET, audience=API_KEY)
                 headers = {"Authorization": f"Bearer {token}"}
                 started = time.perf_counter()
-                response = await client.get("/api/admin/conversations",
-                                            params={"q": q, "limit": "25"}, headers=headers)
+                response = await client.get(
+                    "/api/admin/conversations", params={"q": q, "limit": "25"}, headers=headers
+                )
                 elapsed = (time.perf_counter() - started) * 1000
                 assert response.status_code == 200, response.text
                 if index >= 5:
@@ -58,11 +67,14 @@ async def _measure(url: str, requests: int) -> dict[str, list[float]]:
     return timings
 
 
-def run(database_url: str, *, conversations: int = 100_000, requests: int = 60
-        ) -> dict[str, object]:
+def run(
+    database_url: str, *, conversations: int = 100_000, requests: int = 60
+) -> dict[str, object]:
     asyncio.run(_fill(plain_dsn(database_url), conversations))
-    server = Server("app.main:app", {
-        **app_env(database_url), "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": SECRET})
+    server = Server(
+        "app.main:app",
+        {**app_env(database_url), "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": SECRET},
+    )
     try:
         timings = asyncio.run(_measure(server.url, requests))
     finally:

@@ -13,14 +13,20 @@ from app.shopify import sign_proxy_query
 from bench.common import SECRET, Server, app_env, median, plain_dsn
 
 SHOP = "bench-shop.myshopify.com"
-REPLY = ("Orders ship within two business days and arrive in three to five more days with "
-         "tracking sent by email today")  # 20 words
+REPLY = (
+    "Orders ship within two business days and arrive in three to five more days with "
+    "tracking sent by email today"
+)  # 20 words
 assert len(REPLY.split()) == 20
 
 
 def _query() -> str:
-    params = {"shop": SHOP, "path_prefix": "/apps/chat", "timestamp": str(int(time.time())),
-              "logged_in_customer_id": ""}
+    params = {
+        "shop": SHOP,
+        "path_prefix": "/apps/chat",
+        "timestamp": str(int(time.time())),
+        "logged_in_customer_id": "",
+    }
     params["signature"] = sign_proxy_query(params, SECRET)
     return urlencode(params)
 
@@ -69,18 +75,25 @@ async def _setup(database_url: str) -> None:
     async with db.session() as session:
         shop = await repo.install_shop(session, domain=SHOP)
         assert shop.id is not None
-        await repo.replace_faq(session, shop_id=shop.id,
-                               entries=[("How long does shipping take?", REPLY)])
+        await repo.replace_faq(
+            session, shop_id=shop.id, entries=[("How long does shipping take?", REPLY)]
+        )
     await db.dispose()
 
 
-def run(database_url: str, *, rounds: int = 3, seconds: float = 6.0, concurrency: int = 16
-        ) -> dict[str, object]:
+def run(
+    database_url: str, *, rounds: int = 3, seconds: float = 6.0, concurrency: int = 16
+) -> dict[str, object]:
     asyncio.run(_setup(database_url))
     ours = Server("app.main:app", app_env(database_url, AI_OFFLINE_WORD_DELAY="0"))
-    baseline = Server("bench.baseline:app", {
-        "SHOPIFY_API_SECRET": SECRET, "BENCH_DSN": plain_dsn(database_url), "BENCH_REPLY": REPLY,
-    })
+    baseline = Server(
+        "bench.baseline:app",
+        {
+            "SHOPIFY_API_SECRET": SECRET,
+            "BENCH_DSN": plain_dsn(database_url),
+            "BENCH_REPLY": REPLY,
+        },
+    )
     try:
         asyncio.run(_run(ours.url, "/proxy/messages", 2, concurrency))  # warm up
         asyncio.run(_run(baseline.url, "/turn", 2, concurrency))
@@ -98,5 +111,6 @@ def run(database_url: str, *, rounds: int = 3, seconds: float = 6.0, concurrency
         "ratio": round(ratio, 2),
         "target": "ratio >= 0.8",
         "met": ratio >= 0.8,
-        "rounds": [round(r, 1) for r in our_rates], "baseline_rounds": [round(r, 1) for r in base_rates],
+        "rounds": [round(r, 1) for r in our_rates],
+        "baseline_rounds": [round(r, 1) for r in base_rates],
     }

@@ -228,3 +228,24 @@ async def test_worker_shutdown_leaves_nothing_streaming(start_server, db: Databa
     saved = await _reply(db, shop, session_id)
     assert saved.status == "error"
     assert saved.error_code == "interrupted"
+
+
+async def test_ending_a_chat_while_it_streams_stops_the_reply_and_stays_ended(
+    start_server, db: Database
+) -> None:
+    slow = start_server(offline_word_delay=0.05)
+    shop = await make_shop(db)
+    async with ProxyClient(slow.url, shop) as client:
+        session_id = new_id()
+        async with client.open_turn(session_id, LONG_QUESTION) as response:
+            events = iter_events(response)
+            await anext(events)
+            await anext(events)
+            ended = await client.post("/proxy/sessions/end", {"session_id": session_id})
+            rest = [e async for e in events]
+        assert ended.json()["status"] == "ended"
+        assert rest[-1].event == "done" and rest[-1].data["finish_reason"] == "stopped"
+        await asyncio.sleep(0.3)
+        status = await client.get("/proxy/sessions/status", {"session_id": session_id})
+        assert status.json()["status"] == "ended", "the finishing reply does not reopen it"
+    assert (await _reply(db, shop, session_id)).status == "stopped"

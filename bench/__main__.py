@@ -1,0 +1,124 @@
+"""`python -m bench`: every benchmark against PostgreSQL; the table goes to bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from bench import history, search, streaming, turns
+from bench.common import ADMIN_DSN, scratch_database
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) // (1024 * 1024)
+
+    async def version() -> str:
+        connection = await asyncpg.connect(ADMIN_DSN)
+        try:
+            return str(await connection.fetchval("SHOW server_version"))
+        finally:
+            await connection.close()
+
+    return (
+        f"{os.cpu_count()} × {cpu}, {memory} GiB; Python {platform.python_version()}; "
+        f"PostgreSQL {asyncio.run(version())}; {platform.platform()}"
+    )
+
+
+def _row(name: str, figures: dict[str, object], keys: list[str]) -> str:
+    shown = ", ".join(f"{k} = {figures[k]}" for k in keys)
+    verdict = "met" if figures.get("met") else "**missed**"
+    return f"| {name} | {shown} | {figures['target']} | {verdict} |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller loads")
+    args = parser.parse_args()
+    results: dict[str, dict[str, object]] = {}
+    with scratch_database() as url:
+        results["turns"] = turns.run(url, rounds=2 if args.quick else 5)
+        print("turns", results["turns"], flush=True)
+    with scratch_database() as url:
+        results["streaming"] = streaming.run(url, streams=200 if args.quick else 1000)
+        print("streaming", results["streaming"], flush=True)
+    with scratch_database() as url:
+        results["history"] = history.run(url, requests=200 if args.quick else 500)
+        print("history", results["history"], flush=True)
+    with scratch_database() as url:
+        results["search"] = search.run(url, requests=30 if args.quick else 100)
+        print("search", results["search"], flush=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on commit `{commit}` with `make bench`"
+        + (" (`--quick`)" if args.quick else "")
+        + ".",
+        "",
+        f"Machine: {_machine()}. Servers, load and PostgreSQL share this machine.",
+        "",
+        "Every figure is a median (p50) unless it says p99; each benchmark runs its own",
+        "baseline in the same run (the hand-written endpoint, or the fake model called directly).",
+        "",
+        "| benchmark | figures | target | |",
+        "| --- | --- | --- | --- |",
+        _row(
+            "1. Turn throughput, one worker",
+            results["turns"],
+            ["service_turns_per_s", "baseline_turns_per_s", "ratio"],
+        ),
+        _row(
+            "2. Streaming",
+            results["streaming"],
+            [
+                "streams",
+                "added_ttft_p50_ms",
+                "added_ttft_p99_ms",
+                "added_gap_p99_ms",
+                "memory_per_stream_kib",
+            ],
+        ),
+        _row(
+            "3. History page of 50",
+            results["history"],
+            ["p50_ms_10k", "p50_ms_1m", "p99_ms_1m", "ratio"],
+        ),
+        _row(
+            "4. Dashboard search, 100,000 conversations",
+            results["search"],
+            ["p50_ms_common_word", "p50_ms_rare_word", "p50_ms_no_match", "p99_ms_worst"],
+        ),
+        "",
+        "## Raw figures",
+        "",
+        "```json",
+        json.dumps(results, indent=2, default=str),
+        "```",
+        "",
+    ]
+    RESULTS.write_text("\n".join(lines))
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Faults: a worker killed mid-reply, and the upstream failing under load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from app.db import Database
+from tests.factories import (
+    TEST_API_KEY,
+    TEST_API_SECRET,
+    ProxyClient,
+    iter_events,
+    make_shop,
+    messages_of,
+    new_id,
+)
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _worker(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "APP_ENV": "development",
+            "SHOPIFY_API_KEY": TEST_API_KEY,
+            "SHOPIFY_API_SECRET": TEST_API_SECRET,
+            "DATABASE_URL": database_url,
+            "SHOPIFY_ADMIN_BASE_URL": "http://127.0.0.1:9",
+            "LOG_LEVEL": "warning",
+            **env,
+        },
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/healthz", timeout=1)
+            return process, url
+        except httpx.HTTPError:
+            assert process.poll() is None and time.monotonic() < deadline, "worker did not start"
+            time.sleep(0.1)
+
+
+async def test_replies_of_a_killed_worker_end_as_errors_on_another(
+    database_url: str, db: Database
+) -> None:
+    shop = await make_shop(db)
+    doomed, doomed_url = _worker(database_url, AI_OFFLINE_WORD_DELAY="0.3")
+    survivor, survivor_url = _worker(database_url, STALE_STREAM_AFTER="3")
+    try:
+        session_id = new_id()
+        async with ProxyClient(doomed_url, shop) as client:
+            async with client.open_turn(session_id, "Tell me everything please") as response:
+                events = iter_events(response)
+                await anext(events)
+                await anext(events)
+                doomed.send_signal(signal.SIGKILL)  # no shutdown, no final write
+                doomed.wait(timeout=10)
+        reply = [m for m in await messages_of(db, shop, session_id) if m.role == "assistant"][0]
+        assert reply.status == "streaming", "the dead worker left it streaming"
+
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            reply = [m for m in await messages_of(db, shop, session_id) if m.role == "assistant"][0]
+            if reply.status != "streaming":
+                break
+            assert asyncio.get_running_loop().time() < deadline, "still streaming after a minute"
+            await asyncio.sleep(0.2)
+        assert reply.status == "error" and reply.error_code == "interrupted"
+        user = [m for m in await messages_of(db, shop, session_id) if m.role == "user"]
+        assert [m.content for m in user] == ["Tell me everything please"]
+        async with ProxyClient(survivor_url, shop) as client:
+            resumed = await client.resume(session_id, reply.public_id)
+            assert resumed.last.event == "error"
+            assert resumed.last.data["code"] == "interrupted"
+            again = await client.send(session_id, "are you still there?")
+            assert again.last.event == "done", "the conversation goes on with the other worker"
+    finally:
+        for process in (doomed, survivor):
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+
+
+async def test_upstream_failing_under_load_loses_no_message(start_server, db: Database) -> None:
+    """Twenty shoppers at once against a model server that refuses connections."""
+    server = start_server(
+        ai_provider="openai",
+        ai_base_url=f"http://127.0.0.1:{free_port()}/v1",
+        ai_api_key="k",
+        ai_model="m",
+    )
+    shop = await make_shop(db)
+    sessions = [new_id() for _ in range(20)]
+    async with ProxyClient(server.url, shop) as client:
+        turns = await asyncio.gather(
+            *(client.send(s, f"question {i}") for i, s in enumerate(sessions))
+        )
+    assert all(t.last.event == "error" for t in turns)
+    for index, session_id in enumerate(sessions):
+        saved = await messages_of(db, shop, session_id)
+        assert [(m.role, m.status) for m in saved] == [("user", "complete"), ("assistant", "error")]
+        assert saved[0].content == f"question {index}"
