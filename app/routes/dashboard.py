@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -80,38 +81,23 @@ async def home(request: Request) -> Response:
     return await conversations_page(request)
 
 
-async def conversations_page(request: Request) -> Response:
-    shop = await _page_shop(request)
-    if isinstance(shop, Response):
-        return shop
-    return _render(request, "conversations.html", shop, page="conversations")
+def _page(template: str, page: str, *path_params: str) -> Callable[[Request], Awaitable[Response]]:
+    """A dashboard page: the shell the merchant's browser fills from /api/admin/."""
+
+    async def handler(request: Request) -> Response:
+        shop = await _page_shop(request)
+        if isinstance(shop, Response):
+            return shop
+        params = {name: request.path_params[name] for name in path_params}
+        return _render(request, template, shop, page=page, **params)
+
+    return handler
 
 
-async def conversation_page(request: Request) -> Response:
-    shop = await _page_shop(request)
-    if isinstance(shop, Response):
-        return shop
-    return _render(
-        request,
-        "conversation.html",
-        shop,
-        page="conversations",
-        conversation_id=request.path_params["conversation_id"],
-    )
-
-
-async def stats_page(request: Request) -> Response:
-    shop = await _page_shop(request)
-    if isinstance(shop, Response):
-        return shop
-    return _render(request, "stats.html", shop, page="stats")
-
-
-async def settings_page(request: Request) -> Response:
-    shop = await _page_shop(request)
-    if isinstance(shop, Response):
-        return shop
-    return _render(request, "settings.html", shop, page="settings")
+conversations_page = _page("conversations.html", "conversations")
+conversation_page = _page("conversation.html", "conversations", "conversation_id")
+stats_page = _page("stats.html", "stats")
+settings_page = _page("settings.html", "settings")
 
 
 async def dev_login(request: Request) -> Response:

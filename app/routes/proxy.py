@@ -91,6 +91,13 @@ async def _caller(request: Request) -> Caller:
         return await _installed(connection, identity)
 
 
+async def _session_in_body(request: Request) -> str:
+    body = await read_json_object(request)
+    session_id = uuid4_field(body.get("session_id"), "session_id")
+    assert session_id is not None
+    return session_id
+
+
 def _visible(conversation: Conversation | None, caller: Caller) -> Conversation | None:
     """A conversation a logged-in customer started is theirs alone."""
     if conversation is None:
@@ -326,9 +333,7 @@ async def _stop(state: AppState, reply: Message) -> None:
 async def stop_reply(request: Request) -> Response:
     state = _state(request)
     caller = await _caller(request)
-    body = await read_json_object(request)
-    session_id = uuid4_field(body.get("session_id"), "session_id")
-    assert session_id is not None
+    session_id = await _session_in_body(request)
     _conversation, reply = await _reply_of(request, caller, session_id)
     await _stop(state, reply)
     async with state.db.session() as session:
@@ -343,9 +348,7 @@ async def stop_reply(request: Request) -> Response:
 async def end_session(request: Request) -> Response:
     state = _state(request)
     caller = await _caller(request)
-    body = await read_json_object(request)
-    session_id = uuid4_field(body.get("session_id"), "session_id")
-    assert session_id is not None
+    session_id = await _session_in_body(request)
     conversation = await _find_conversation(state, caller, session_id)
     if conversation is None or conversation.id is None:
         return JSONResponse({"session_id": session_id, "status": "unknown"}, headers=NO_STORE)
