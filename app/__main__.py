@@ -52,21 +52,12 @@ async def add_shop(
 def dev(settings: Settings, port: int) -> int:
     import uvicorn
 
-    from app.demo import DEMO_SHOP, ensure_demo_shop
+    from app.demo import DEMO_SHOP
 
     if not settings.development:
         print("error: `dev` runs only with APP_ENV=development", file=sys.stderr)
         return 2
-    migrate(settings.database_url)
-
-    async def prepare() -> None:
-        db = Database(settings.database_url)
-        try:
-            await ensure_demo_shop(db)
-        finally:
-            await db.dispose()
-
-    asyncio.run(prepare())
+    migrate(settings.database_url)  # the app registers the demo shop when it starts
     base = f"http://localhost:{port}"
     print(f"\n  Storefront chat is running ({settings.ai_provider} AI, {settings.database_url})")
     print(f"  Local storefront: {base}/storefront")

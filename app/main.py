@@ -51,7 +51,7 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level, json_logs=settings.log_format == "json")
-    TokenCipher.from_settings(settings)  # fail at start, not at the first install
+    tokens = TokenCipher.from_settings(settings)  # fails at start, not at the first install
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -85,8 +85,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             shopify=shopify,
             offline=OfflineProvider(word_delay=settings.offline_word_delay),
             sweeper=sweeper,
+            tokens=tokens,
             limiter=RateLimiter(
-                db,
                 Limits(
                     per_session=settings.rate_limit_session,
                     per_ip=settings.rate_limit_ip,

@@ -13,8 +13,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 
 from app import repo
-from app.crypto import TokenCipher
-from app.errors import ApiError, Forbidden, Unauthorized
+from app.errors import Forbidden, Unauthorized
 from app.models import Shop, aware, utcnow
 from app.shopify import (
     AccessGrant,
@@ -46,10 +45,6 @@ class Merchant:
 def state_of(request: Request) -> AppState:
     state: AppState = request.app.state.chat
     return state
-
-
-def cipher(state: AppState) -> TokenCipher:
-    return TokenCipher.from_settings(state.settings)
 
 
 # ---- development stand-in for App Bridge ----------------------------------------------
@@ -95,7 +90,7 @@ def mint_session_token(state: AppState, shop: str, *, dev: bool = True, lifetime
 
 
 async def store_grant(state: AppState, shop: str, grant: AccessGrant) -> Shop:
-    tokens = cipher(state)
+    tokens = state.tokens
     async with state.db.session() as session:
         return await repo.store_tokens(
             session,
@@ -142,7 +137,7 @@ async def authenticate(request: Request) -> Merchant:
 
 async def access_token(state: AppState, shop: Shop) -> str | None:
     """The shop's offline token, refreshed first when it is about to expire."""
-    tokens = cipher(state)
+    tokens = state.tokens
     current = tokens.decrypt(shop.access_token)
     refresh = tokens.decrypt(shop.refresh_token)
     expires = aware(shop.access_token_expires_at) if shop.access_token_expires_at else None
@@ -208,8 +203,3 @@ async def publish_storefront_settings(state: AppState, shop: Shop) -> bool:
     except (ShopifyAdminError, KeyError, TypeError) as exc:
         log.warning("could not publish storefront settings of %s: %s", shop.domain, exc)
         return False
-
-
-def require(condition: bool, code: str, message: str) -> None:
-    if not condition:
-        raise ApiError(code, message, status_code=400)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from app import repo
-from app.db import Database
 from app.errors import ApiError
 from app.repo.common import Executor
 
@@ -37,8 +36,7 @@ def shopper_ip(request: Request, hops: int) -> str:
 
 
 class RateLimiter:
-    def __init__(self, db: Database, limits: Limits) -> None:
-        self.db = db
+    def __init__(self, limits: Limits) -> None:
         self.limits = limits
 
     async def check_turn(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.ai import Provider
 from app.config import Settings
+from app.crypto import TokenCipher
 from app.db import Database
 from app.ratelimit import RateLimiter
 from app.replies import Replies
@@ -23,3 +24,4 @@ class AppState:
     offline: Provider
     sweeper: Sweeper
     limiter: RateLimiter
+    tokens: TokenCipher

@@ -66,9 +66,12 @@ def asset_url(name: str) -> str:
     return f"/storefront/assets/{name}?v={version}"
 
 
-def block_schema() -> dict[str, Any]:
-    source = (EXTENSION / "blocks" / "chat-embed.liquid").read_text(encoding="utf-8")
-    match = _SCHEMA.search(source)
+def _block_source() -> str:
+    return (EXTENSION / "blocks" / "chat-embed.liquid").read_text(encoding="utf-8")
+
+
+def block_schema(source: str | None = None) -> dict[str, Any]:
+    match = _SCHEMA.search(source if source is not None else _block_source())
     assert match, "chat-embed.liquid has no schema"
     schema: dict[str, Any] = json.loads(match.group(1))
     return schema
@@ -82,14 +85,15 @@ def render_chat_embed(
     app_settings: dict[str, str | None] | None = None,
 ) -> str:
     """Render the real app embed block with its schema defaults, as the theme editor would."""
-    source = (EXTENSION / "blocks" / "chat-embed.liquid").read_text(encoding="utf-8")
-    defaults = {s["id"]: s.get("default", "") for s in block_schema()["settings"]}
+    source = _block_source()
+    schema = block_schema(source)
+    defaults = {s["id"]: s.get("default", "") for s in schema["settings"]}
     env = Environment()
     env.filters["t"] = translate(locale if locale in LOCALES else "en")
     env.filters["json"] = liquid_json
     env.filters["asset_url"] = asset_url
     template = env.from_string(_SCHEMA.sub("", source))
-    stylesheet = block_schema().get("stylesheet")
+    stylesheet = schema.get("stylesheet")
     head = f'<link rel="stylesheet" href="{asset_url(stylesheet)}">\n' if stylesheet else ""
     # What the dashboard publishes as app-owned metafields, as Liquid sees them.
     metafields = {k: {"value": v} for k, v in (app_settings or {}).items() if v}

@@ -15,7 +15,6 @@ from app.repo.common import Executor, _rowcount
 # and the ORM's per-statement bookkeeping cost more than the database did (see bench/).
 conversations: sa.Table = Conversation.__table__  # type: ignore[attr-defined]
 messages: sa.Table = Message.__table__  # type: ignore[attr-defined]
-messages_table = messages
 
 
 # Core reads hand back rows: read-only views with the model's attributes. Building a model
@@ -58,7 +57,6 @@ _OPEN_CONVERSATION = (
     .columns(*conversations.c)
 )
 _NEW_MESSAGE = sa.insert(messages).returning(*messages.c)
-_TOUCH = sa.update(conversations).where(conversations.c.id == sa.bindparam("conversation_id"))
 _CONTEXT = (
     sa.select(messages)
     .where(
@@ -106,18 +104,6 @@ async def open_conversation(
     ).one()
     conversation = cast(Conversation, row)
     return conversation, aware(row.created_at) == now
-
-
-async def touch_conversation(
-    session: Executor, *, conversation_id: int, customer_id: str | None = None
-) -> None:
-    values: dict[str, object] = {"last_activity_at": utcnow(), "status": "active"}
-    if customer_id is not None:
-        values["customer_id"] = customer_id
-    await session.execute(
-        _TOUCH.values(**{k: sa.bindparam(k) for k in values}),
-        {"conversation_id": conversation_id, **values},
-    )
 
 
 async def end_conversation(session: Executor, *, conversation_id: int) -> None:
@@ -278,10 +264,10 @@ async def save_progress(session: Executor, *, progress: Sequence[tuple[int, str]
         return set()
     now = utcnow()
     await session.execute(
-        sa.update(messages_table)
+        sa.update(messages)
         .where(
-            messages_table.c.id == sa.bindparam("b_id"),
-            messages_table.c.status == "streaming",
+            messages.c.id == sa.bindparam("b_id"),
+            messages.c.status == "streaming",
         )
         .values(content=sa.bindparam("b_content"), updated_at=now),
         [{"b_id": message_id, "b_content": content} for message_id, content in progress],

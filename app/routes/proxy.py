@@ -204,9 +204,7 @@ async def _retry_turn(
     """A repeated client_message_id: show the same turn again, regenerating only a failure."""
     if reply is None:
         raise Conflict("turn_in_progress", "This message is still being processed.")
-    if reply.status == "error" and reply.id not in {
-        r.message_id for r in state.replies.live.values()
-    }:
+    if reply.status == "error" and reply.public_id not in state.replies.live:
         async with state.db.session() as session:
             restarted = await repo.restart_failed_reply(session, message_id=reply.id or 0)
         if restarted:
