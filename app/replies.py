@@ -49,15 +49,19 @@ class LiveReply:
     stop_requested: bool = False
     consumer: asyncio.Task[None] | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Followers waiting for the next change. Plain futures, woken all at once: the relay of
+    # every token goes through here, and asyncio.wait_for on an Event costs a task per wait.
+    _waiters: list[asyncio.Future[bool]] = field(default_factory=list)
 
     def append(self, piece: str) -> None:
         self.text += piece
         self._notify()
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(True)
 
     def stop(self) -> None:
         self.stop_requested = True
@@ -71,17 +75,28 @@ class LiveReply:
 
     async def follow(self, offset: int, *, idle: float = 15.0) -> AsyncIterator[str | None]:
         """Yield new text after `offset` as it arrives; None is a keep-alive after `idle`."""
+        loop = asyncio.get_running_loop()
         while True:
-            changed = self._changed
             if len(self.text) > offset:
                 piece, offset = self.text[offset:], len(self.text)
                 yield piece
+                continue  # the text may have grown while the piece was being sent
             if self.finished.is_set():
                 return
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            timer = loop.call_later(idle, _time_out, waiter)
             try:
-                await asyncio.wait_for(changed.wait(), idle)
-            except TimeoutError:
+                await waiter
+            finally:
+                timer.cancel()
+            if not waiter.result():
                 yield None
+
+
+def _time_out(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 class Replies:

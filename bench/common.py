@@ -72,11 +72,16 @@ def plain_dsn(url: str) -> str:
 class Server:
     """A uvicorn process on loopback, one worker, as production runs it."""
 
-    def __init__(self, app: str, env: dict[str, str], *, workers: int = 1) -> None:
+    def __init__(
+        self, app: str, env: dict[str, str], *, workers: int = 1, module: str | None = None
+    ) -> None:
+        """`app` is served by uvicorn; with `module`, `python -m module PORT` serves itself."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
+        command = (
+            [sys.executable, "-m", module, str(self.port)]
+            if module
+            else [
                 sys.executable,
                 "-m",
                 "uvicorn",
@@ -90,7 +95,10 @@ class Server:
                 "warning",
                 "--workers",
                 str(workers),
-            ],
+            ]
+        )
+        self.process = subprocess.Popen(
+            command,
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,

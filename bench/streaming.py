@@ -9,6 +9,8 @@ import time
 import uuid
 from urllib.parse import urlencode
 
+import uvloop
+
 from app.shopify import sign_proxy_query
 from bench.common import SECRET, Server, app_env, percentile
 
@@ -95,7 +97,7 @@ async def _setup(database_url: str) -> None:
 
 def run(database_url: str, *, streams: int = 1000, stagger: float = 0.004) -> dict[str, object]:
     asyncio.run(_setup(database_url))
-    model = Server("bench.fake_model:app", {})
+    model = Server("fake model", {}, module="bench.fake_model")
     ours = Server(
         "app.main:app",
         app_env(
@@ -108,9 +110,9 @@ def run(database_url: str, *, streams: int = 1000, stagger: float = 0.004) -> di
         ),
     )
     try:
-        asyncio.run(_many(model.url, _direct, 20, 0))  # warm up
-        asyncio.run(_many(ours.url, _proxied, 20, 0))
-        direct = _summary(asyncio.run(_many(model.url, _direct, streams, stagger)))
+        uvloop.run(_many(model.url, _direct, 20, 0))  # warm up
+        uvloop.run(_many(ours.url, _proxied, 20, 0))
+        direct = _summary(uvloop.run(_many(model.url, _direct, streams, stagger)))
         idle = ours.rss_kib()
         peak = [idle]
 
@@ -126,7 +128,7 @@ def run(database_url: str, *, streams: int = 1000, stagger: float = 0.004) -> di
             finally:
                 sampler.cancel()
 
-        proxied = _summary(asyncio.run(proxied_run()))
+        proxied = _summary(uvloop.run(proxied_run()))
     finally:
         ours.stop()
         model.stop()

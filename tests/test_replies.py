@@ -164,6 +164,28 @@ async def test_shopper_who_disconnects_loses_nothing(start_server, db: Database)
         )
 
 
+async def test_a_shopper_who_leaves_stops_being_followed(start_server, db: Database) -> None:
+    """The reply goes on, but nothing keeps relaying it to a closed connection."""
+    slow = start_server(offline_word_delay=0.05)
+    replies = slow.app.state.chat.replies
+    shop = await make_shop(db)
+    async with ProxyClient(slow.url, shop) as client:
+        session_id = new_id()
+        async with client.open_turn(session_id, LONG_QUESTION) as response:
+            events = iter_events(response)
+            start = await anext(events)
+            await anext(events)
+            live = replies.live[start.data["assistant_message_id"]]
+            assert len(live._waiters) == 1, "the open stream follows the reply"
+        await asyncio.sleep(0.3)  # a few words later
+        assert live.status == "streaming" and live._waiters == [], "the closed one does not"
+
+        async def finished() -> bool:
+            return (await _reply(db, shop, session_id)).status == "complete"
+
+        await _wait_for(finished)
+
+
 async def test_streaming_text_reaches_the_database_in_batches(start_server, db: Database) -> None:
     slow = start_server(offline_word_delay=0.05, stream_flush_interval=0.2)
     shop = await make_shop(db)

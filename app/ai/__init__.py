@@ -26,20 +26,12 @@ __all__ = [
 
 
 def make_provider(settings: Settings) -> Provider:
-    if settings.ai_provider == "openai":
+    if settings.ai_provider in ("openai", "anthropic"):
+        from app.ai.anthropic import AnthropicProvider
         from app.ai.openai import OpenAIProvider
 
-        return OpenAIProvider(
-            base_url=settings.ai_base_url,
-            api_key=settings.ai_api_key,
-            model=settings.ai_model,
-            timeout=settings.ai_timeout,
-            max_tokens=settings.ai_max_tokens,
-        )
-    if settings.ai_provider == "anthropic":
-        from app.ai.anthropic import AnthropicProvider
-
-        return AnthropicProvider(
+        kind = OpenAIProvider if settings.ai_provider == "openai" else AnthropicProvider
+        return kind(
             base_url=settings.ai_base_url,
             api_key=settings.ai_api_key,
             model=settings.ai_model,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from typing import Any
 
-from app.ai.base import ChatTurn, Finished, ProviderError, ReplyRequest
-from app.ai.http import bad_payload, cut_short, make_client, sse_events, upstream_stream
+from app.ai.base import ChatTurn, ProviderError, ReplyRequest
+from app.ai.http import HTTPProvider, json_object
 
 ANTHROPIC_VERSION = "2023-06-01"
 _STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
@@ -25,19 +24,11 @@ def alternate(messages: list[ChatTurn]) -> list[dict[str, str]]:
     return merged
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPProvider):
     name = "anthropic"
+    default_finish = "stop"
 
-    def __init__(
-        self, *, base_url: str, api_key: str, model: str, timeout: float, max_tokens: int
-    ) -> None:
-        self.url = base_url.rstrip("/") + "/v1/messages"
-        self.api_key = api_key
-        self.model = model
-        self.max_tokens = max_tokens
-        self.client = make_client(timeout)
-
-    async def stream(self, request: ReplyRequest) -> AsyncIterator[str | Finished]:
+    def prepare(self, request: ReplyRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
         headers = {
             "x-api-key": self.api_key,
             "anthropic-version": ANTHROPIC_VERSION,
@@ -50,39 +41,27 @@ class AnthropicProvider:
             "messages": alternate(list(request.messages)),
             "stream": True,
         }
-        finish = "stop"
-        async with upstream_stream(
-            self.client, self.url, headers=headers, json=payload
-        ) as response:
-            async for event, data in sse_events(response):
-                try:
-                    body = json.loads(data)
-                except ValueError as exc:
-                    raise bad_payload() from exc
-                if not isinstance(body, dict):
-                    raise bad_payload()
-                kind = body.get("type", event)
-                if kind == "content_block_delta":
-                    delta = body.get("delta") or {}
-                    if delta.get("type") == "text_delta" and delta.get("text"):
-                        yield delta["text"]
-                elif kind == "message_delta":
-                    reason = str((body.get("delta") or {}).get("stop_reason") or "")
-                    finish = _STOP_REASONS.get(reason, reason or finish)
-                elif kind == "message_stop":
-                    yield Finished(finish)
-                    return
-                elif kind == "error":
-                    error = body.get("error") or {}
-                    code = (
-                        "upstream_overloaded"
-                        if error.get("type") == "overloaded_error"
-                        else ("upstream_error")
-                    )
-                    raise ProviderError(
-                        code, f"The AI service failed: {error.get('message', 'unknown error')}"
-                    )
-        raise cut_short()
+        return self.base_url + "/v1/messages", headers, payload
 
-    async def aclose(self) -> None:
-        await self.client.aclose()
+    def read(
+        self, event: str, data: str, finish: str | None
+    ) -> tuple[str | None, str | None, bool]:
+        body = json_object(data)
+        kind = body.get("type", event)
+        if kind == "content_block_delta":
+            delta = body.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                return delta.get("text"), finish, False
+        elif kind == "message_delta":
+            reason = str((body.get("delta") or {}).get("stop_reason") or "")
+            return None, _STOP_REASONS.get(reason, reason or finish), False
+        elif kind == "message_stop":
+            return None, finish, True
+        elif kind == "error":
+            error = body.get("error") or {}
+            overloaded = error.get("type") == "overloaded_error"
+            raise ProviderError(
+                "upstream_overloaded" if overloaded else "upstream_error",
+                f"The AI service failed: {error.get('message', 'unknown error')}",
+            )
+        return None, finish, False

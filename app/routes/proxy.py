@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app import repo, shopcache
@@ -20,7 +20,7 @@ from app.replies import Replies
 from app.repo.common import Executor
 from app.shopify import ProxyIdentity, ProxyVerificationError
 from app.state import AppState
-from app.streaming import SSE_HEADERS, parse_last_event_id, reply_events
+from app.streaming import SSE_HEADERS, EventStream, parse_last_event_id, reply_events
 from app.validation import (
     int_param,
     message_text,
@@ -158,7 +158,7 @@ async def _reply_request(
 
 def _event_stream(
     replies: Replies, state: AppState, reply: Message, offset: int, start: dict[str, str]
-) -> StreamingResponse:
+) -> EventStream:
     assert reply.id is not None
     events = reply_events(
         replies=replies,
@@ -168,7 +168,7 @@ def _event_stream(
         offset=offset,
         start=start,
     )
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventStream(events, headers=SSE_HEADERS)
 
 
 def _start_payload(
