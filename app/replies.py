@@ -47,7 +47,8 @@ class LiveReply:
     flushed: int = 0
     flushed_at: float = field(default_factory=time.monotonic)
     stop_requested: bool = False
-    consumer: asyncio.Task[None] | None = None
+    task: asyncio.Task[None] | None = None
+    consuming: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     # Followers waiting for the next change. Plain futures, woken all at once: the relay of
     # every token goes through here, and asyncio.wait_for on an Event costs a task per wait.
@@ -64,9 +65,11 @@ class LiveReply:
                 waiter.set_result(True)
 
     def stop(self) -> None:
+        if self.stop_requested:
+            return
         self.stop_requested = True
-        if self.consumer is not None and not self.consumer.done():
-            self.consumer.cancel()
+        if self.consuming and self.task is not None:
+            self.task.cancel()  # only while it reads the model, never while it saves
 
     def close(self, status: str, finish_reason: str | None, error_code: str | None) -> None:
         self.status, self.finish_reason, self.error_code = status, finish_reason, error_code
@@ -156,28 +159,28 @@ class Replies:
         )
         self.live[public_id] = reply
         task = asyncio.create_task(self._run(reply, request, provider or self.provider))
+        reply.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return reply
 
-    async def _consume(self, reply: LiveReply, request: ReplyRequest, provider: Provider) -> None:
-        async for item in provider.stream(request):
-            if isinstance(item, Finished):
-                reply.finish_reason = item.reason
-            elif item:
-                reply.append(item)
-
     async def _run(self, reply: LiveReply, request: ReplyRequest, provider: Provider) -> None:
         status, finish, error = "complete", None, None
-        reply.consumer = asyncio.create_task(self._consume(reply, request, provider))
+        reply.consuming = True
         try:
-            await reply.consumer
+            async for item in provider.stream(request):
+                if isinstance(item, Finished):
+                    reply.finish_reason = item.reason
+                elif item:
+                    reply.append(item)
             finish = reply.finish_reason or "stop"
         except asyncio.CancelledError:
-            if not reply.stop_requested:
+            reply.consuming = False
+            if not reply.stop_requested:  # shutting down
                 status, error = "error", "interrupted"
                 await self._finish(reply, status, None, error)
                 raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
             status, finish = "stopped", "stopped"
         except ProviderError as exc:
             log.warning("reply %s failed: %s (%s)", reply.public_id, exc.code, exc.message)
@@ -185,6 +188,7 @@ class Replies:
         except Exception:
             log.exception("reply %s failed unexpectedly", reply.public_id)
             status, error = "error", "internal_error"
+        reply.consuming = False
         if reply.stop_requested and status == "complete":
             status, finish = "stopped", "stopped"
         await self._finish(reply, status, finish, error)
