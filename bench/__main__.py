@@ -56,7 +56,9 @@ def main() -> int:
         results["turns"] = turns.run(url, rounds=2 if args.quick else 5)
         print("turns", results["turns"], flush=True)
     with scratch_database() as url:
-        results["streaming"] = streaming.run(url, streams=200 if args.quick else 1000)
+        results["streaming"] = streaming.run(
+            url, levels=(100, 200) if args.quick else (100, 250, 500, 1000)
+        )
         print("streaming", results["streaming"], flush=True)
     with scratch_database() as url:
         results["history"] = history.run(url, requests=200 if args.quick else 500)
@@ -95,6 +97,8 @@ def main() -> int:
                 "added_ttft_p99_ms",
                 "added_gap_p99_ms",
                 "memory_per_stream_kib",
+                "worker_cpu_us_per_token",
+                "most_streams_within_target",
             ],
         ),
         _row(

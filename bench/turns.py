@@ -36,10 +36,14 @@ async def _one_turn(client: httpx.AsyncClient, path: str) -> bool:
     async with client.stream("POST", f"{path}?{_query()}", json=body) as response:
         if response.status_code != 200:
             return False
-        done = False
+        done, deltas = False, 0
         async for line in response.aiter_lines():
             if line == "event: done":
                 done = True
+            elif line == "event: delta":
+                deltas += 1
+        if deltas != len(REPLY.split()):  # both stream the reply word by word
+            raise RuntimeError(f"{path} streamed the reply in {deltas} events, not word by word")
         return done
 
 
