@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -45,7 +46,44 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # No pre-ping: it costs a round trip on every checkout. A connection that died with a
         # database restart fails one request (503), and SQLAlchemy then drops the whole pool.
         kwargs.setdefault("pool_recycle", 1800)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "handle_error", _mark_lost_connection)
+    return engine
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether a driver error means the connection or the server is gone (or not yet back).
+
+    SQLAlchemy's asyncpg dialect only calls a connection lost once its socket is closed. But a
+    server shutting down sends its FATAL `admin_shutdown` before it closes the socket, one
+    shutting down or starting up refuses new connections with `cannot_connect_now`, and a
+    restart can leave a pooled connection's protocol mid-operation (asyncpg's "cannot switch
+    to state ...; another operation is in progress"). Without this, those were 500s, and the
+    broken connection went back to the pool to fail the next request too.
+    """
+    import asyncpg
+
+    driver = getattr(error, "orig", None) or error
+    sqlstate = getattr(driver, "sqlstate", None)
+    # Class 08: connection exception; 57P: the server shutting down, starting up, crashed.
+    if isinstance(sqlstate, str) and sqlstate.startswith(("08", "57P")):
+        return True
+    # A protocol left mid-operation by the connection lost under it: it cannot be used again.
+    return isinstance(driver, asyncpg.exceptions.InternalClientError)
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether an error from a query means the database is out of reach (a 503), not a bug."""
+    if isinstance(error, OperationalError | InterfaceError | ConnectionError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def _mark_lost_connection(context: ExceptionContext) -> None:
+    if not context.is_disconnect and connection_lost(context.original_exception):
+        # Discards this connection and every other pooled one, and flags the error
+        # `connection_invalidated`, which the API answers with 503 `database_unavailable`.
+        context.is_disconnect = True
 
 
 class Database:

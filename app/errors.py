@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -106,6 +106,14 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def database_error(request: Request, exc: Exception) -> Response:
+    """Another driver error: a 503 when it cost the connection (app/db.py tells), else a bug."""
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        return await database_unavailable(request, exc)
+    raise exc  # to the 500 handler, as any unexpected error
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "Something went wrong on our side.")
@@ -117,5 +125,6 @@ exception_handlers = {
     OperationalError: database_unavailable,
     InterfaceError: database_unavailable,
     ConnectionError: database_unavailable,
+    DBAPIError: database_error,
     Exception: unexpected_error,
 }

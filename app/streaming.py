@@ -12,11 +12,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app import repo
-from app.db import Database
+from app.db import Database, database_unreachable
 from app.replies import Replies, error_message
 
 POLL_INTERVAL = 0.25
 KEEP_ALIVE = 15.0
+# How long a reply followed from the database waits out a database outage before giving up.
+DATABASE_PATIENCE = 20.0
 SSE_HEADERS = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
@@ -129,9 +131,33 @@ async def reply_events(
         return
     # Another worker (or none, if it died) is writing this reply: follow the database.
     quiet_since = time.monotonic()
+    unreachable_since: float | None = None
     while True:
-        async with db.session() as session:
-            message = await repo.get_message_by_id(session, message_id=message_id)
+        try:
+            async with db.session() as session:
+                message = await repo.get_message_by_id(session, message_id=message_id)
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            # The response has begun, so no 503 any more: wait a while, then say so in-stream.
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if now - unreachable_since > DATABASE_PATIENCE:
+                yield sse(
+                    "error",
+                    {
+                        "code": "database_unavailable",
+                        "message": "The reply cannot be read right now. Please try again.",
+                        "assistant_message_id": public_id,
+                    },
+                )
+                return
+            if now - quiet_since > KEEP_ALIVE:
+                quiet_since = now
+                yield b": keep-alive\n\n"
+            await asyncio.sleep(POLL_INTERVAL * 2)
+            continue
+        unreachable_since = None
         if message is None:
             yield sse("error", {"code": "not_found", "message": "The reply no longer exists."})
             return

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 
 from app.db import Database
 from tests.factories import (
-    TEST_API_KEY,
-    TEST_API_SECRET,
     ProxyClient,
     iter_events,
     make_shop,
@@ -23,57 +14,15 @@ from tests.factories import (
     new_id,
 )
 from tests.servers import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _worker(database_url: str, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "APP_ENV": "development",
-            "SHOPIFY_API_KEY": TEST_API_KEY,
-            "SHOPIFY_API_SECRET": TEST_API_SECRET,
-            "DATABASE_URL": database_url,
-            "SHOPIFY_ADMIN_BASE_URL": "http://127.0.0.1:9",
-            "LOG_LEVEL": "warning",
-            # The whole suite shares 127.0.0.1: limits as high as the in-process servers'.
-            "RATE_LIMIT_IP": "1000000",
-            "RATE_LIMIT_SESSION": "1000",
-            "RATE_LIMIT_SHOP": "1000000",
-            **env,
-        },
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            return process, url
-        except httpx.HTTPError:
-            assert process.poll() is None and time.monotonic() < deadline, "worker did not start"
-            time.sleep(0.1)
+from tests.workers import start_worker, stop_worker
 
 
 async def test_replies_of_a_killed_worker_end_as_errors_on_another(
     database_url: str, db: Database
 ) -> None:
     shop = await make_shop(db)
-    doomed, doomed_url = _worker(database_url, AI_OFFLINE_WORD_DELAY="0.3")
-    survivor, survivor_url = _worker(database_url, STALE_STREAM_AFTER="3")
+    doomed, doomed_url = start_worker(database_url, AI_OFFLINE_WORD_DELAY="0.3")
+    survivor, survivor_url = start_worker(database_url, STALE_STREAM_AFTER="3")
     try:
         session_id = new_id()
         async with ProxyClient(doomed_url, shop) as client:
@@ -105,9 +54,7 @@ async def test_replies_of_a_killed_worker_end_as_errors_on_another(
             assert again.last.event == "done", "the conversation goes on with the other worker"
     finally:
         for process in (doomed, survivor):
-            if process.poll() is None:
-                process.terminate()
-                process.wait(timeout=30)
+            stop_worker(process)
 
 
 async def test_upstream_failing_under_load_loses_no_message(start_server, db: Database) -> None:
