@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+
 from app import repo
 from app.db import Database
 
@@ -40,8 +42,11 @@ DEMO_FAQ = [
 
 
 async def ensure_demo_shop(db: Database) -> None:
-    async with db.session() as session:
-        shop = await repo.install_shop(session, domain=DEMO_SHOP)
-        assert shop.id is not None
-        if not await repo.list_faq(session, shop_id=shop.id):
-            await repo.replace_faq(session, shop_id=shop.id, entries=DEMO_FAQ)
+    try:
+        async with db.session() as session:
+            shop = await repo.install_shop(session, domain=DEMO_SHOP)
+            assert shop.id is not None
+            if not await repo.list_faq(session, shop_id=shop.id):
+                await repo.replace_faq(session, shop_id=shop.id, entries=DEMO_FAQ)
+    except IntegrityError:
+        pass  # another worker starting at the same moment registered it first
