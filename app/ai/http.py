@@ -92,7 +92,9 @@ class UpstreamClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=self.timeout,
-                connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0),
+                # An idle connection is dropped after 4 s: model servers commonly close theirs
+                # after 5, and a request sent just as they do would fail a healthy turn.
+                connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=4.0),
                 proxy=self.proxy,
             )
         return self._session
