@@ -121,7 +121,7 @@ async def reply_events(
     yield sse("start", start, f"{public_id}:{offset}")
     live = replies.live.get(public_id)
     if live is not None:
-        async for piece in live.follow(offset, idle=KEEP_ALIVE):
+        async for piece in live.follow(offset):
             if piece is None:
                 yield b": keep-alive\n\n"
                 continue

@@ -191,3 +191,25 @@ async def test_retry_after_a_failure_regenerates_the_same_turn(
     assert [m["content"] for m in fake.requests[-1]["body"]["messages"] if m["role"] == "user"] == [
         "hello?"
     ], "the failed reply is not sent as context"
+
+
+async def test_a_silent_model_gets_keep_alives_to_the_shopper(
+    fake: FakeUpstream, upstream, start_server, db: Database
+) -> None:
+    """While the model says nothing, the open stream carries comments, so no proxy closes it."""
+    fake.scenario = "stall"  # five seconds of silence after the second token
+    server = _provider_server(start_server, upstream[1].url, "openai", ai_timeout=10.0)
+    server.app.state.chat.replies.keep_alive = 0.5
+    shop = await make_shop(db)
+    async with ProxyClient(server.url, shop) as client:
+        session_id = new_id()
+        lines: list[str] = []
+        async with client.open_turn(session_id, "hello?") as response:
+            async for line in response.aiter_lines():
+                lines.append(line)
+    pings = [i for i, line in enumerate(lines) if line == ": keep-alive"]
+    deltas = [i for i, line in enumerate(lines) if line == "event: delta"]
+    assert len(pings) >= 4, lines  # about one every half second of the five
+    assert deltas[1] < pings[0] and pings[-1] < deltas[2], "pings only while the model is silent"
+    saved = await messages_of(db, shop, session_id)
+    assert saved[-1].status == "complete" and saved[-1].content == "".join(fake.tokens)
