@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext, make_url
@@ -17,6 +17,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from app.pgfast import fast_connection
+
+if TYPE_CHECKING:
+    from app.repo.common import Executor
 
 
 def is_sqlite(url: str) -> bool:
@@ -93,6 +98,7 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.postgres = self.engine.dialect.name == "postgresql"
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -116,6 +122,27 @@ class Database:
         the BEGIN and COMMIT round trips."""
         async with self.engine.connect() as connection:
             yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def fast_transaction(self) -> AsyncIterator[Executor]:
+        """The storefront turn's transaction: on PostgreSQL, run on asyncpg itself
+        (app/pgfast.py); the same statements and errors either way."""
+        if not self.postgres:
+            async with self.transaction() as connection:
+                yield connection
+            return
+        async with fast_connection(self.engine, transaction=True) as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def fast_autocommit(self) -> AsyncIterator[Executor]:
+        """As autocommit(), on asyncpg itself on PostgreSQL."""
+        if not self.postgres:
+            async with self.autocommit() as connection:
+                yield connection
+            return
+        async with fast_connection(self.engine, transaction=False) as connection:
+            yield connection
 
     async def dispose(self) -> None:
         await self.engine.dispose()

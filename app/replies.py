@@ -200,7 +200,7 @@ class Replies:
         # The final state must reach the database; a brief outage is waited out.
         for attempt in range(8):
             try:
-                async with self.db.autocommit() as connection:
+                async with self.db.fast_autocommit() as connection:
                     await repo.finish_reply(
                         connection,
                         message_id=reply.message_id,

@@ -9,7 +9,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from app.models import Conversation, Message, aware, new_public_id, utcnow
-from app.repo.common import Executor, _rowcount
+from app.repo.common import Executor, SQLAlchemyExecutor, _rowcount
 
 # The chat's hot path runs Core statements on the tables: a turn is a few short statements,
 # and the ORM's per-statement bookkeeping cost more than the database did (see bench/).
@@ -62,7 +62,8 @@ _CONTEXT = (
     .where(
         messages.c.conversation_id == sa.bindparam("conversation_id"),
         messages.c.id < sa.bindparam("before_id"),
-        messages.c.status.in_(("complete", "stopped")),
+        # Two comparisons, not IN: an IN list is expanded per call, which app/pgfast.py skips.
+        sa.or_(messages.c.status == "complete", messages.c.status == "stopped"),
         messages.c.content != "",
     )
     .order_by(messages.c.id.desc())
@@ -258,7 +259,9 @@ async def recent_context(
     return rows
 
 
-async def save_progress(session: Executor, *, progress: Sequence[tuple[int, str]]) -> set[int]:
+async def save_progress(
+    session: SQLAlchemyExecutor, *, progress: Sequence[tuple[int, str]]
+) -> set[int]:
     """Write streaming text in one batch; return the ids that are no longer streaming."""
     if not progress:
         return set()

@@ -5,10 +5,15 @@ from __future__ import annotations
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-# Where a statement can run: in a session's transaction, or on an autocommit connection.
-Executor = AsyncSession | AsyncConnection
+from app.pgfast import FastConnection, FastResult
+
+# Where a statement can run: in a session's transaction, on an autocommit connection, or on
+# the storefront's hot path on PostgreSQL, straight on asyncpg (app/pgfast.py).
+Executor = AsyncSession | AsyncConnection | FastConnection
+# Where a statement needs more of SQLAlchemy (executemany, ORM results).
+SQLAlchemyExecutor = AsyncSession | AsyncConnection
 
 
 def _rowcount(result: object) -> int:
-    assert isinstance(result, CursorResult)
+    assert isinstance(result, CursorResult | FastResult)
     return int(result.rowcount)

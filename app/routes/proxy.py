@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -62,7 +62,7 @@ def _verify(request: Request) -> ProxyIdentity:
 
 
 def _database(session: Executor) -> str:
-    bind = session.engine if isinstance(session, AsyncConnection) else session.bind
+    bind = session.bind if isinstance(session, AsyncSession) else session.engine
     return str(getattr(bind, "url", ""))
 
 
@@ -228,7 +228,7 @@ async def post_message(request: Request) -> Response:
     try:
         # One transaction: the conversation (on a first message), the shopper's message and
         # the empty reply are saved together, before the model is called.
-        async with state.db.transaction() as session:
+        async with state.db.fast_transaction() as session:
             caller = await _installed(session, identity)
             await state.limiter.check_turn(
                 session, request=request, shop=identity.shop, session_id=session_id

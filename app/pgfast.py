@@ -1,0 +1,202 @@
+"""The storefront's hot statements on PostgreSQL, run on the pooled connection's asyncpg.
+
+Profiled in bench/ (turn throughput): SQLAlchemy's execution machinery cost more CPU than
+asyncpg itself, about 0.15 ms a statement, and a turn runs five. So on PostgreSQL a turn's
+transaction and its final write run the *same* prebuilt statements of app/repo, compiled once
+by SQLAlchemy for PostgreSQL, straight on the asyncpg connection that SQLAlchemy's pool lends
+us. Nothing is written twice: the repo functions take a FastConnection wherever they take an
+AsyncConnection, and the errors come out as the SQLAlchemy errors the rest of the app handles
+(IntegrityError for a lost race, a 503 for a lost database, which also drops the pool).
+SQLite keeps SQLAlchemy all the way.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, namedtuple
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+
+_COMPILED_LIMIT = 256
+
+
+class FastResult:
+    """The part of SQLAlchemy's Result the repo functions use."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return list(self._rows)
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        if len(self._rows) != 1:
+            if not self._rows:
+                raise sa_exc.NoResultFound("No row was found when one was required")
+            raise sa_exc.MultipleResultsFound("Multiple rows were found when one was required")
+        return self._rows[0]
+
+
+class _Compiled:
+    __slots__ = ("constants", "keys", "returns_rows", "row", "sql", "statement")
+
+    def __init__(
+        self,
+        statement: ClauseElement,
+        sql: str,
+        keys: Sequence[str],
+        constants: dict[str, Any],
+        returns_rows: bool,
+    ) -> None:
+        self.statement = statement  # held, so that its id is not reused while cached
+        self.sql = sql
+        self.keys = tuple(keys)
+        self.constants = constants  # values bound inside the statement, not named in params
+        self.returns_rows = returns_rows
+        self.row: Any = None  # the row type, made from the first result's columns
+
+
+def _returns_rows(statement: ClauseElement, compiled: SQLCompiler) -> bool:
+    if isinstance(statement, UpdateBase):
+        return bool(compiled.effective_returning)
+    head = compiled.string.lstrip().upper()
+    return head.startswith(("SELECT", "WITH", "VALUES")) or " RETURNING " in head
+
+
+def lost_connection(error: BaseException) -> bool:
+    from app.db import connection_lost
+
+    return isinstance(
+        error, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError
+    ) or connection_lost(error)
+
+
+class FastConnection:
+    """An asyncpg connection that takes SQLAlchemy Core statements, as AsyncConnection does."""
+
+    _compiled: OrderedDict[tuple[int, tuple[str, ...]], _Compiled] = OrderedDict()
+
+    def __init__(self, driver: asyncpg.Connection, dialect: Dialect, engine: AsyncEngine):
+        self.driver = driver
+        self.dialect = dialect
+        self.engine = engine
+        self.lost = False
+
+    def _compile(self, statement: ClauseElement, params: Mapping[str, Any] | None) -> _Compiled:
+        keys = tuple(params) if params else ()
+        cache_key = (id(statement), keys)
+        found = self._compiled.get(cache_key)
+        if found is not None and found.statement is statement:
+            self._compiled.move_to_end(cache_key)
+            return found
+        compiled = statement.compile(dialect=self.dialect, column_keys=list(keys) or None)
+        assert isinstance(compiled, SQLCompiler)
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError(f"an IN list is expanded per call; not for this path: {compiled}")
+        # Raises, naming it, if a parameter has no value.
+        everything = compiled.construct_params(dict(params or {})) or {}
+        constants = {k: v for k, v in everything.items() if k not in keys}
+        entry = _Compiled(
+            statement,
+            compiled.string,
+            compiled.positiontup or (),
+            constants,
+            _returns_rows(statement, compiled),
+        )
+        # Mostly the prebuilt statements of app/repo; the few built per call just pass through.
+        self._compiled[cache_key] = entry
+        if len(self._compiled) > _COMPILED_LIMIT:
+            self._compiled.popitem(last=False)
+        return entry
+
+    async def execute(
+        self, statement: ClauseElement, params: Mapping[str, Any] | None = None
+    ) -> FastResult:
+        compiled = self._compile(statement, params)
+        values = {**compiled.constants, **params} if params else compiled.constants
+        args = [values[k] for k in compiled.keys]
+        try:
+            if compiled.returns_rows:
+                records = await self.driver.fetch(compiled.sql, *args)
+            else:
+                status = await self.driver.execute(compiled.sql, *args)
+                count = status.rsplit(" ", 1)[-1]
+                return FastResult([], int(count) if count.isdigit() else -1)
+        except Exception as exc:
+            raise self.translate(exc, compiled.sql) from exc
+        if not records:
+            return FastResult([], 0)
+        if compiled.row is None:
+            compiled.row = namedtuple("Row", list(records[0].keys()))  # type: ignore[misc]
+        row = compiled.row
+        return FastResult([row(*record) for record in records], len(records))
+
+    def translate(self, error: Exception, sql: str) -> Exception:
+        """asyncpg's error as the SQLAlchemy error the rest of the app expects."""
+        if lost_connection(error):
+            self.lost = True
+            return sa_exc.OperationalError(sql, None, error, connection_invalidated=True)
+        if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+            return sa_exc.IntegrityError(sql, None, error)
+        if isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError):
+            return sa_exc.DBAPIError(sql, None, error)
+        return error
+
+    async def guarded(self, step: Any, sql: str) -> None:
+        try:
+            await step
+        except Exception as exc:
+            raise self.translate(exc, sql) from exc
+
+
+@asynccontextmanager
+async def fast_connection(
+    engine: AsyncEngine, *, transaction: bool
+) -> AsyncIterator[FastConnection]:
+    """A pooled connection's asyncpg, in a transaction or not; a lost one drops the pool."""
+    async with engine.connect() as connection:
+        fast = FastConnection(await _driver(connection), connection.dialect, engine)
+        try:
+            if not transaction:
+                yield fast
+                return
+            tx = fast.driver.transaction()
+            await fast.guarded(tx.start(), "BEGIN")
+            try:
+                yield fast
+            except BaseException:
+                if not fast.lost and not fast.driver.is_closed():
+                    try:
+                        await tx.rollback()
+                    except Exception as exc:
+                        fast.translate(exc, "ROLLBACK")  # marks it lost if it is
+                raise
+            await fast.guarded(tx.commit(), "COMMIT")
+        finally:
+            if fast.lost:
+                # As SQLAlchemy does on a disconnect: this connection and the pooled ones
+                # opened before the database went away are all discarded.
+                await connection.invalidate()
+                await engine.dispose(close=False)
+
+
+async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, asyncpg.Connection)
+    return driver

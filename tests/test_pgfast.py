@@ -1,0 +1,152 @@
+"""The storefront's hot path on PostgreSQL runs on asyncpg itself (app/pgfast.py): the same
+statements give the same rows as through SQLAlchemy, and its errors are SQLAlchemy's."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from app import repo
+from app.db import Database
+from app.pgfast import FastConnection
+from app.repo.chat import messages
+from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.factories import make_shop, new_id
+
+
+@pytest.fixture
+def pg(database_url: str) -> str:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite runs every statement through SQLAlchemy")
+    return database_url
+
+
+async def _shop_id(db: Database) -> int:
+    domain = await make_shop(db)
+    async with db.autocommit() as connection:
+        shop = await repo.get_shop(connection, domain=domain)
+    assert shop is not None and shop.id is not None
+    return shop.id
+
+
+async def test_a_turn_saved_on_asyncpg_reads_back_the_same_through_sqlalchemy(pg: str) -> None:
+    db = Database(pg)
+    try:
+        shop_id = await _shop_id(db)
+        session_id = new_id()
+        async with db.fast_transaction() as fast:
+            assert isinstance(fast, FastConnection)
+            conversation, created = await repo.open_conversation(
+                fast, shop_id=shop_id, session_id=session_id, customer_id=None
+            )
+            assert created and conversation.id is not None
+            user, reply = await repo.add_turn(
+                fast, conversation_id=conversation.id, content="hé there", client_message_id=None
+            )
+        again, created = await _open(db, shop_id, session_id)
+        assert not created and again.id == conversation.id
+        async with db.autocommit() as connection:
+            rows = await repo.recent_context(
+                connection, conversation_id=conversation.id, before_id=reply.id or 0
+            )
+        assert [(m.id, m.content, m.created_at) for m in rows] == [
+            (user.id, "hé there", user.created_at)
+        ]
+        async with db.session() as session:
+            stored = await repo.get_message_by_id(session, message_id=reply.id or 0)
+        assert stored is not None
+        assert (stored.public_id, stored.status, stored.reply_to_id, stored.created_at) == (
+            reply.public_id,
+            "streaming",
+            user.id,
+            reply.created_at,
+        )
+    finally:
+        await db.dispose()
+
+
+async def _open(db: Database, shop_id: int, session_id: str):  # type: ignore[no-untyped-def]
+    async with db.transaction() as connection:
+        return await repo.open_conversation(
+            connection, shop_id=shop_id, session_id=session_id, customer_id=None
+        )
+
+
+async def test_a_lost_race_is_an_integrity_error_and_nothing_is_kept(pg: str) -> None:
+    db = Database(pg)
+    try:
+        shop_id = await _shop_id(db)
+        conversation, _ = await _open(db, shop_id, new_id())
+        assert conversation.id is not None
+        with pytest.raises(sa_exc.IntegrityError):
+            async with db.fast_transaction() as fast:
+                await repo.add_turn(
+                    fast, conversation_id=conversation.id, content="one", client_message_id=None
+                )
+                # A second streaming reply in one conversation breaks a unique index.
+                await repo.add_turn(
+                    fast, conversation_id=conversation.id, content="two", client_message_id=None
+                )
+        async with db.autocommit() as connection:
+            count = await connection.scalar(
+                sa.select(sa.func.count()).where(messages.c.conversation_id == conversation.id)
+            )
+        assert count == 0, "the whole transaction was rolled back"
+    finally:
+        await db.dispose()
+
+
+async def test_statements_it_cannot_run_faithfully_are_refused_before_the_database(
+    pg: str,
+) -> None:
+    db = Database(pg)
+    try:
+        async with db.fast_autocommit() as fast:
+            assert isinstance(fast, FastConnection)
+            with pytest.raises(sa_exc.InvalidRequestError, match="conversation_id"):
+                await fast.execute(
+                    sa.select(messages.c.id).where(
+                        messages.c.conversation_id == sa.bindparam("conversation_id")
+                    ),
+                    {},
+                )
+            with pytest.raises(ValueError, match="IN list"):
+                await fast.execute(sa.select(messages.c.id).where(messages.c.id.in_([1, 2])))
+            nothing = await fast.execute(sa.select(messages.c.id).where(messages.c.id == -1))
+            assert nothing.first() is None and nothing.all() == []
+            with pytest.raises(sa_exc.NoResultFound):
+                nothing.one()
+    finally:
+        await db.dispose()
+
+
+async def test_a_connection_lost_mid_transaction_is_a_503_error_and_drops_the_pool(
+    pg: str,
+) -> None:
+    db = Database(pg)
+    try:
+        shop_id = await _shop_id(db)
+        pool_before = db.engine.sync_engine.pool
+        with pytest.raises(sa_exc.OperationalError) as raised:
+            async with db.fast_transaction() as fast:
+                assert isinstance(fast, FastConnection)
+                pid = fast.driver.get_server_pid()
+                admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+                try:
+                    await admin.execute("SELECT pg_terminate_backend($1)", pid)
+                finally:
+                    await admin.close()
+                await asyncio.sleep(0.1)
+                await repo.open_conversation(
+                    fast, shop_id=shop_id, session_id=new_id(), customer_id=None
+                )
+        assert raised.value.connection_invalidated, "the API answers it with a 503"
+        assert db.engine.sync_engine.pool is not pool_before, "the pooled connections are dropped"
+        _, created = await _open(db, shop_id, new_id())
+        assert created, "the next request gets a working connection"
+    finally:
+        await db.dispose()
