@@ -87,7 +87,7 @@ async def _installed(session: Executor, identity: ProxyIdentity) -> Caller:
 
 async def _caller(request: Request) -> Caller:
     identity = _verify(request)
-    async with _state(request).db.autocommit() as connection:
+    async with _state(request).db.fast_autocommit() as connection:
         return await _installed(connection, identity)
 
 
@@ -110,7 +110,7 @@ def _visible(conversation: Conversation | None, caller: Caller) -> Conversation 
 async def _find_conversation(
     state: AppState, caller: Caller, session_id: str
 ) -> Conversation | None:
-    async with state.db.autocommit() as connection:
+    async with state.db.fast_autocommit() as connection:
         found = await repo.get_conversation(
             connection, shop_id=caller.shop_id, session_id=session_id
         )
@@ -387,7 +387,7 @@ async def history(request: Request) -> Response:
     messages: list[Message] = []
     more = False
     # Reads need no transaction: one connection, no BEGIN or COMMIT round trips.
-    async with state.db.autocommit() as connection:
+    async with state.db.fast_autocommit() as connection:
         caller = await _installed(connection, identity)
         conversation = _visible(
             await repo.get_conversation(connection, shop_id=caller.shop_id, session_id=session_id),
