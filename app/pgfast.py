@@ -12,6 +12,7 @@ SQLite keeps SQLAlchemy all the way.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict, namedtuple
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -102,7 +103,9 @@ class FastConnection:
         cache_key = (id(statement), keys)
         found = self._compiled.get(cache_key)
         if found is not None and found.statement is statement:
-            self._compiled.move_to_end(cache_key)
+            # Tests run several servers, each on its own thread: another may evict it meanwhile.
+            with contextlib.suppress(KeyError):
+                self._compiled.move_to_end(cache_key)
             return found
         compiled = statement.compile(dialect=self.dialect, column_keys=list(keys) or None)
         assert isinstance(compiled, SQLCompiler)
@@ -121,7 +124,8 @@ class FastConnection:
         # Mostly the prebuilt statements of app/repo; the few built per call just pass through.
         self._compiled[cache_key] = entry
         if len(self._compiled) > _COMPILED_LIMIT:
-            self._compiled.popitem(last=False)
+            with contextlib.suppress(KeyError):
+                self._compiled.popitem(last=False)
         return entry
 
     async def execute(
