@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -150,13 +151,13 @@ async def upstream_stream(
         raise ProviderError("upstream_unavailable", f"The AI service failed: {exc}") from exc
 
 
-class HTTPProvider:
+class HTTPProvider(ABC):
     """What both HTTP providers do: post the request, relay the text of the stream's events.
 
     A subclass says where and what to post (`prepare`) and what one event means (`read`).
     """
 
-    name = "http"
+    name: str  # each provider names itself
     default_finish: str | None = None
 
     def __init__(
@@ -168,15 +169,15 @@ class HTTPProvider:
         self.max_tokens = max_tokens
         self.client = UpstreamClient(self.base_url, timeout)
 
+    @abstractmethod
     def prepare(self, request: ReplyRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
         """The URL, headers and JSON body of the streaming request."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read(
         self, event: str, data: str, finish: str | None
     ) -> tuple[str | None, str | None, bool]:
         """One event's text, the finish reason so far, and whether the answer is over."""
-        raise NotImplementedError
 
     async def stream(self, request: ReplyRequest) -> AsyncIterator[str | Finished]:
         url, headers, payload = self.prepare(request)
