@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.pgfast import fast_connection
+from app.pgfast import connection_lost, fast_connection
 
 if TYPE_CHECKING:
     from app.repo.common import Executor
@@ -54,27 +54,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "handle_error", _mark_lost_connection)
     return engine
-
-
-def connection_lost(error: BaseException) -> bool:
-    """Whether a driver error means the connection or the server is gone (or not yet back).
-
-    SQLAlchemy's asyncpg dialect only calls a connection lost once its socket is closed. But a
-    server shutting down sends its FATAL `admin_shutdown` before it closes the socket, one
-    shutting down or starting up refuses new connections with `cannot_connect_now`, and a
-    restart can leave a pooled connection's protocol mid-operation (asyncpg's "cannot switch
-    to state ...; another operation is in progress"). Without this, those were 500s, and the
-    broken connection went back to the pool to fail the next request too.
-    """
-    import asyncpg
-
-    driver = getattr(error, "orig", None) or error
-    sqlstate = getattr(driver, "sqlstate", None)
-    # Class 08: connection exception; 57P: the server shutting down, starting up, crashed.
-    if isinstance(sqlstate, str) and sqlstate.startswith(("08", "57P")):
-        return True
-    # A protocol left mid-operation by the connection lost under it: it cannot be used again.
-    return isinstance(driver, asyncpg.exceptions.InternalClientError)
 
 
 def database_unreachable(error: BaseException) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from app.db import database_unreachable
 
 log = logging.getLogger("app.errors")
 
@@ -107,9 +109,8 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def database_error(request: Request, exc: Exception) -> Response:
-    """Another driver error: a 503 when it cost the connection (app/db.py tells), else a bug."""
-    assert isinstance(exc, DBAPIError)
-    if exc.connection_invalidated:
+    """A driver error: a 503 when the database is out of reach (app/db.py decides), else a bug."""
+    if database_unreachable(exc):
         return await database_unavailable(request, exc)
     raise exc  # to the 500 handler, as any unexpected error
 
@@ -122,9 +123,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 exception_handlers = {
     ApiError: api_error,
     HTTPException: http_error,
-    OperationalError: database_unavailable,
-    InterfaceError: database_unavailable,
-    ConnectionError: database_unavailable,
     DBAPIError: database_error,
+    ConnectionError: database_error,
     Exception: unexpected_error,
 }

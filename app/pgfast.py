@@ -79,12 +79,30 @@ def _returns_rows(statement: ClauseElement, compiled: SQLCompiler) -> bool:
     return head.startswith(("SELECT", "WITH", "VALUES")) or " RETURNING " in head
 
 
-def lost_connection(error: BaseException) -> bool:
-    from app.db import connection_lost
+def connection_lost(error: BaseException) -> bool:
+    """Whether a driver error means the connection or the server is gone (or not yet back).
 
-    return isinstance(
-        error, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError
-    ) or connection_lost(error)
+    SQLAlchemy's asyncpg dialect only calls a connection lost once its socket is closed. But a
+    server shutting down sends its FATAL `admin_shutdown` before it closes the socket, one
+    shutting down or starting up refuses new connections with `cannot_connect_now`, and a
+    restart can leave a pooled connection's protocol mid-operation (asyncpg's "cannot switch
+    to state ...; another operation is in progress"). Without this, those were 500s, and the
+    broken connection went back to the pool to fail the next request too.
+    """
+    driver = getattr(error, "orig", None) or error
+    sqlstate = getattr(driver, "sqlstate", None)
+    # Class 08: connection exception; 57P: the server shutting down, starting up, crashed.
+    if isinstance(sqlstate, str) and sqlstate.startswith(("08", "57P")):
+        return True
+    # A protocol left mid-operation by the connection lost under it: it cannot be used again.
+    return isinstance(driver, asyncpg.exceptions.InternalClientError)
+
+
+def _cost_the_connection(error: BaseException) -> bool:
+    """connection_lost, for an error straight from asyncpg (not one SQLAlchemy has judged)."""
+    return isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError) or connection_lost(
+        error
+    )
 
 
 class FastConnection:
@@ -152,7 +170,7 @@ class FastConnection:
 
     def translate(self, error: Exception, sql: str) -> Exception:
         """asyncpg's error as the SQLAlchemy error the rest of the app expects."""
-        if lost_connection(error):
+        if _cost_the_connection(error):
             self.lost = True
             return sa_exc.OperationalError(sql, None, error, connection_invalidated=True)
         if isinstance(error, asyncpg.IntegrityConstraintViolationError):
