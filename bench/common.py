@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 import asyncpg
 import httpx
@@ -63,6 +64,21 @@ def scratch_database(name: str | None = None) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def signed_query(shop: str, **extra: str) -> str:
+    """A storefront request's query string, signed as Shopify's app proxy signs it."""
+    from app.shopify import sign_proxy_query
+
+    params = {
+        "shop": shop,
+        "path_prefix": "/apps/chat",
+        "timestamp": str(int(time.time())),
+        "logged_in_customer_id": "",
+        **extra,
+    }
+    params["signature"] = sign_proxy_query(params, SECRET)
+    return urlencode(params)
 
 
 def plain_dsn(url: str) -> str:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from urllib.parse import urlencode
 
 import asyncpg
 import httpx
 
-from app.shopify import sign_proxy_query
-from bench.common import SECRET, Server, app_env, median, percentile, plain_dsn
+from bench.common import Server, app_env, median, percentile, plain_dsn, signed_query
 
 SHOP = "bench-history.myshopify.com"
 
@@ -82,17 +80,9 @@ async def _measure(url: str, session_id: str, requests: int) -> list[float]:
     timings = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         for index in range(requests):
-            params = {
-                "shop": SHOP,
-                "path_prefix": "/apps/chat",
-                "timestamp": str(int(time.time())),
-                "logged_in_customer_id": "",
-                "session_id": session_id,
-                "limit": "50",
-            }
-            params["signature"] = sign_proxy_query(params, SECRET)
+            query = signed_query(SHOP, session_id=session_id, limit="50")
             started = time.perf_counter()
-            response = await client.get(f"/proxy/history?{urlencode(params)}")
+            response = await client.get(f"/proxy/history?{query}")
             elapsed = (time.perf_counter() - started) * 1000
             assert response.status_code == 200 and len(response.json()["messages"]) == 50
             if index >= 20:  # warm-up

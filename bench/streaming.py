@@ -8,12 +8,10 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import uvloop
 
-from app.shopify import sign_proxy_query
-from bench.common import SECRET, Server, app_env, percentile
+from bench.common import Server, app_env, percentile, signed_query
 
 SHOP = "bench-stream.myshopify.com"
 
@@ -75,15 +73,8 @@ def _direct() -> tuple[str, bytes]:
 
 
 def _proxied() -> tuple[str, bytes]:
-    params = {
-        "shop": SHOP,
-        "path_prefix": "/apps/chat",
-        "timestamp": str(int(time.time())),
-        "logged_in_customer_id": "",
-    }
-    params["signature"] = sign_proxy_query(params, SECRET)
     body = json.dumps({"session_id": str(uuid.uuid4()), "message": "Tell me about shipping"})
-    return f"/proxy/messages?{urlencode(params)}", body.encode()
+    return f"/proxy/messages?{signed_query(SHOP)}", body.encode()
 
 
 def _summary(results: list[Result]) -> dict[str, float]:

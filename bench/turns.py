@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from urllib.parse import urlencode
 
 import httpx
 
-from app.shopify import sign_proxy_query
-from bench.common import SECRET, Server, app_env, median, plain_dsn
+from bench.common import SECRET, Server, app_env, median, plain_dsn, signed_query
 
 SHOP = "bench-shop.myshopify.com"
 REPLY = (
@@ -20,20 +18,9 @@ REPLY = (
 assert len(REPLY.split()) == 20
 
 
-def _query() -> str:
-    params = {
-        "shop": SHOP,
-        "path_prefix": "/apps/chat",
-        "timestamp": str(int(time.time())),
-        "logged_in_customer_id": "",
-    }
-    params["signature"] = sign_proxy_query(params, SECRET)
-    return urlencode(params)
-
-
 async def _one_turn(client: httpx.AsyncClient, path: str) -> bool:
     body = {"session_id": str(uuid.uuid4()), "message": "how long does shipping take"}
-    async with client.stream("POST", f"{path}?{_query()}", json=body) as response:
+    async with client.stream("POST", f"{path}?{signed_query(SHOP)}", json=body) as response:
         if response.status_code != 200:
             return False
         done, deltas = False, 0
