@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from asyncpg.transaction import Transaction
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -179,6 +180,15 @@ class FastConnection:
             return sa_exc.DBAPIError(sql, None, error)
         return error
 
+    async def begin(self) -> Transaction:
+        try:
+            # Even making the transaction object fails on a connection the server has closed.
+            transaction = self.driver.transaction()
+            await transaction.start()
+        except Exception as exc:
+            raise self.translate(exc, "BEGIN") from exc
+        return transaction
+
     async def guarded(self, step: Any, sql: str) -> None:
         try:
             await step
@@ -197,8 +207,7 @@ async def fast_connection(
             if not transaction:
                 yield fast
                 return
-            tx = fast.driver.transaction()
-            await fast.guarded(tx.start(), "BEGIN")
+            tx = await fast.begin()
             try:
                 yield fast
             except BaseException:

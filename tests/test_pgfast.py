@@ -150,3 +150,27 @@ async def test_a_connection_lost_mid_transaction_is_a_503_error_and_drops_the_po
         assert created, "the next request gets a working connection"
     finally:
         await db.dispose()
+
+
+async def test_a_pooled_connection_the_server_closed_is_a_503_error_at_begin(pg: str) -> None:
+    """Found by the restart test: asyncpg refuses even to make a transaction object on it."""
+    db = Database(pg)
+    try:
+        shop_id = await _shop_id(db)
+        async with db.fast_autocommit() as fast:
+            assert isinstance(fast, FastConnection)
+            pid = fast.driver.get_server_pid()  # this connection goes back to the pool
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+        with pytest.raises(sa_exc.OperationalError) as raised:
+            async with db.fast_transaction():
+                pass
+        assert raised.value.connection_invalidated, "the API answers it with a 503"
+        _, created = await _open(db, shop_id, new_id())
+        assert created, "the next request gets a working connection"
+    finally:
+        await db.dispose()
