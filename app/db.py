@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,25 +102,22 @@ class Database:
         async with self.engine.connect() as connection:
             yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
-    @asynccontextmanager
-    async def fast_transaction(self) -> AsyncIterator[Executor]:
+    def fast_transaction(self) -> AbstractAsyncContextManager[Executor]:
         """The storefront turn's transaction: on PostgreSQL, run on asyncpg itself
         (app/pgfast.py); the same statements and errors either way."""
-        if not self.postgres:
-            async with self.transaction() as connection:
-                yield connection
-            return
-        async with fast_connection(self.engine, transaction=True) as connection:
-            yield connection
+        return self._fast(transaction=True)
+
+    def fast_autocommit(self) -> AbstractAsyncContextManager[Executor]:
+        """As autocommit(), on asyncpg itself on PostgreSQL."""
+        return self._fast(transaction=False)
 
     @asynccontextmanager
-    async def fast_autocommit(self) -> AsyncIterator[Executor]:
-        """As autocommit(), on asyncpg itself on PostgreSQL."""
-        if not self.postgres:
-            async with self.autocommit() as connection:
+    async def _fast(self, *, transaction: bool) -> AsyncIterator[Executor]:
+        if self.postgres:
+            async with fast_connection(self.engine, transaction=transaction) as connection:
                 yield connection
             return
-        async with fast_connection(self.engine, transaction=False) as connection:
+        async with self.transaction() if transaction else self.autocommit() as connection:
             yield connection
 
     async def dispose(self) -> None:

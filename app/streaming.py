@@ -19,7 +19,6 @@ from app.replies import Replies, error_message
 # twentieth of a streaming worker's CPU (bench/).
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 POLL_INTERVAL = 0.25
-KEEP_ALIVE = 15.0
 # How long a reply followed from the database waits out a database outage before giving up.
 DATABASE_PATIENCE = 20.0
 SSE_HEADERS = {
@@ -139,13 +138,13 @@ async def reply_events(
         try:
             async with db.session() as session:
                 message = await repo.get_message_by_id(session, message_id=message_id)
+            unreachable_since = None
         except Exception as exc:
             if not database_unreachable(exc):
                 raise
             # The response has begun, so no 503 any more: wait a while, then say so in-stream.
-            now = time.monotonic()
-            unreachable_since = unreachable_since or now
-            if now - unreachable_since > DATABASE_PATIENCE:
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > DATABASE_PATIENCE:
                 yield sse(
                     "error",
                     {
@@ -155,24 +154,19 @@ async def reply_events(
                     },
                 )
                 return
-            if now - quiet_since > KEEP_ALIVE:
-                quiet_since = now
-                yield b": keep-alive\n\n"
-            await asyncio.sleep(POLL_INTERVAL * 2)
-            continue
-        unreachable_since = None
-        if message is None:
-            yield sse("error", {"code": "not_found", "message": "The reply no longer exists."})
-            return
-        if len(message.content) > offset:
-            piece = message.content[offset:]
-            offset = len(message.content)
-            quiet_since = time.monotonic()
-            yield sse("delta", {"text": piece}, f"{public_id}:{offset}")
-        if message.status != "streaming":
-            yield _ending(public_id, message.status, message.finish_reason, message.error_code)
-            return
-        if time.monotonic() - quiet_since > KEEP_ALIVE:
+        else:
+            if message is None:
+                yield sse("error", {"code": "not_found", "message": "The reply no longer exists."})
+                return
+            if len(message.content) > offset:
+                piece = message.content[offset:]
+                offset = len(message.content)
+                quiet_since = time.monotonic()
+                yield sse("delta", {"text": piece}, f"{public_id}:{offset}")
+            if message.status != "streaming":
+                yield _ending(public_id, message.status, message.finish_reason, message.error_code)
+                return
+        if time.monotonic() - quiet_since > replies.keep_alive:
             quiet_since = time.monotonic()
             yield b": keep-alive\n\n"
-        await asyncio.sleep(POLL_INTERVAL)
+        await asyncio.sleep(POLL_INTERVAL if unreachable_since is None else POLL_INTERVAL * 2)
