@@ -69,7 +69,32 @@ _CONTEXT = (
     .order_by(messages.c.id.desc())
     .limit(sa.bindparam("limit"))
 )
-_FINISH = sa.update(messages).where(messages.c.id == sa.bindparam("message_id"))
+# Built once: pgfast compiles a statement once per object, so one built per call compiles
+# every time (it cost a turn more CPU than all its inserts together).
+_FINISH = (
+    sa.update(messages)
+    .where(messages.c.id == sa.bindparam("message_id"))
+    .values(
+        content=sa.bindparam("content"),
+        status=sa.bindparam("status"),
+        finish_reason=sa.bindparam("finish_reason"),
+        error_code=sa.bindparam("error_code"),
+        updated_at=sa.bindparam("updated_at"),
+    )
+)
+
+
+# The widget sends a client_message_id with every message: each later turn looks it up.
+_TURN = sa.select(messages).where(
+    messages.c.conversation_id == sa.bindparam("conversation_id"),
+    messages.c.client_message_id == sa.bindparam("client_message_id"),
+)
+_TURN_REPLY = (
+    sa.select(messages)
+    .where(messages.c.reply_to_id == sa.bindparam("user_id"))
+    .order_by(messages.c.id.desc())
+    .limit(1)
+)
 
 
 # ---- conversations ---------------------------------------------------------------------
@@ -171,20 +196,12 @@ async def find_turn(
     session: Executor, *, conversation_id: int, client_message_id: str
 ) -> tuple[Message, Message | None] | None:
     result = await session.execute(
-        sa.select(messages).where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.client_message_id == client_message_id,
-        )
+        _TURN, {"conversation_id": conversation_id, "client_message_id": client_message_id}
     )
     user = _message(result.first())
     if user is None:
         return None
-    result = await session.execute(
-        sa.select(messages)
-        .where(messages.c.reply_to_id == user.id)
-        .order_by(messages.c.id.desc())
-        .limit(1)
-    )
+    result = await session.execute(_TURN_REPLY, {"user_id": user.id})
     return user, _message(result.first())
 
 
@@ -294,13 +311,7 @@ async def finish_reply(
     error_code: str | None,
 ) -> None:
     await session.execute(
-        _FINISH.values(
-            content=sa.bindparam("content"),
-            status=sa.bindparam("status"),
-            finish_reason=sa.bindparam("finish_reason"),
-            error_code=sa.bindparam("error_code"),
-            updated_at=sa.bindparam("updated_at"),
-        ),
+        _FINISH,
         {
             "message_id": message_id,
             "content": content,
