@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.pgfast import connection_lost, fast_connection
+from app.pgfast import FastPool, connection_lost
 
 if TYPE_CHECKING:
     from app.repo.common import Executor
@@ -78,6 +78,7 @@ class Database:
         self.engine = create_engine(url, **kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.postgres = self.engine.dialect.name == "postgresql"
+        self.fast = FastPool(self.engine) if self.postgres else None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -113,12 +114,14 @@ class Database:
 
     @asynccontextmanager
     async def _fast(self, *, transaction: bool) -> AsyncIterator[Executor]:
-        if self.postgres:
-            async with fast_connection(self.engine, transaction=transaction) as connection:
+        if self.fast is not None:
+            async with self.fast.connection(transaction=transaction) as connection:
                 yield connection
             return
         async with self.transaction() if transaction else self.autocommit() as connection:
             yield connection
 
     async def dispose(self) -> None:
+        if self.fast is not None:
+            await self.fast.close()
         await self.engine.dispose()

@@ -13,6 +13,7 @@ SQLite keeps SQLAlchemy all the way.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import OrderedDict, namedtuple
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -196,16 +197,60 @@ class FastConnection:
             raise self.translate(exc, sql) from exc
 
 
-@asynccontextmanager
-async def fast_connection(
-    engine: AsyncEngine, *, transaction: bool
-) -> AsyncIterator[FastConnection]:
-    """A pooled connection's asyncpg, in a transaction or not; a lost one drops the pool."""
-    async with engine.connect() as connection:
-        fast = FastConnection(await _driver(connection), connection.dialect, engine)
+class FastPool:
+    """Connections of SQLAlchemy's pool, kept checked out between uses.
+
+    A checkout from SQLAlchemy's async pool and its return take three greenlet switches, about
+    0.11 ms of CPU (bench/), and a turn takes two connections. So up to `size` idle connections
+    wait here instead, ready at no cost. Each goes back to SQLAlchemy's pool `hold` seconds
+    after it left it, so pool_recycle and dispose still reach it; when one is found lost, every
+    idle one is dropped with SQLAlchemy's pool, as SQLAlchemy itself does on a disconnect.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, size: int = 8, hold: float = 60.0) -> None:
+        self.engine = engine
+        self.size = size
+        self.hold = hold
+        self._idle: list[_Held] = []
+        self._generation = 0  # bumped when the database was lost: older connections go
+
+    @property
+    def idle(self) -> int:
+        """Connections waiting here for their next use (checked out of SQLAlchemy's pool)."""
+        return len(self._idle)
+
+    async def _take(self) -> _Held:
+        now = time.monotonic()
+        while self._idle:
+            held = self._idle.pop()
+            if held.usable(self._generation) and now - held.since < self.hold:
+                return held
+            await self._release(held)
+        connection = await self.engine.connect()
+        try:
+            return _Held(connection, await _driver(connection), now, self._generation)
+        except BaseException:
+            await connection.close()
+            raise
+
+    async def _release(self, held: _Held) -> None:
+        """Back to SQLAlchemy's pool; or closed, if it belongs to a pool dropped since or is
+        left inside a transaction (SQLAlchemy's reset would not know to roll back ours)."""
+        if held.generation == self._generation and not held.driver.is_in_transaction():
+            await held.connection.close()
+        else:
+            await held.connection.invalidate()
+
+    @asynccontextmanager
+    async def connection(self, *, transaction: bool) -> AsyncIterator[FastConnection]:
+        """A connection's asyncpg, in a transaction or not; a lost one drops the pool."""
+        held = await self._take()
+        fast = FastConnection(held.driver, held.connection.dialect, self.engine)
+        clean = False
         try:
             if not transaction:
                 yield fast
+                clean = True
                 return
             tx = await fast.begin()
             try:
@@ -214,16 +259,52 @@ async def fast_connection(
                 if not fast.lost and not fast.driver.is_closed():
                     try:
                         await tx.rollback()
+                        clean = True
                     except Exception as exc:
                         fast.translate(exc, "ROLLBACK")  # marks it lost if it is
                 raise
             await fast.guarded(tx.commit(), "COMMIT")
+            clean = True
         finally:
             if fast.lost:
-                # As SQLAlchemy does on a disconnect: this connection and the pooled ones
-                # opened before the database went away are all discarded.
-                await connection.invalidate()
-                await engine.dispose(close=False)
+                await self._lost(held)
+            elif clean and held.usable(self._generation) and len(self._idle) < self.size:
+                self._idle.append(held)
+            else:
+                await self._release(held)
+
+    async def _lost(self, held: _Held) -> None:
+        # This connection and every pooled one opened before the database went away go.
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        await held.connection.invalidate()
+        for other in idle:
+            await other.connection.invalidate()
+        await self.engine.dispose(close=False)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for held in idle:
+            await self._release(held)
+
+
+class _Held:
+    __slots__ = ("connection", "driver", "generation", "since")
+
+    def __init__(
+        self, connection: AsyncConnection, driver: asyncpg.Connection, since: float, generation: int
+    ) -> None:
+        self.connection = connection
+        self.driver = driver
+        self.since = since
+        self.generation = generation
+
+    def usable(self, generation: int) -> bool:
+        return (
+            self.generation == generation
+            and not self.driver.is_closed()
+            and not self.driver.is_in_transaction()
+        )
 
 
 async def _driver(connection: AsyncConnection) -> asyncpg.Connection:

@@ -246,7 +246,9 @@ async def settle(servers: list[LiveServer], limit: float = 15.0) -> None:
             "reply tasks": len(chat.replies._tasks),
             "client connections": len(live.server.server_state.connections),
             "request tasks": len(live.server.server_state.tasks),
-            "db connections": pool.checkedout() if hasattr(pool, "checkedout") else 0,
+            # In use: checked out of the pool, less those idle in app/pgfast.py's FastPool.
+            "db connections": (pool.checkedout() if hasattr(pool, "checkedout") else 0)
+            - (chat.db.fast.idle if chat.db.fast else 0),
             "model requests": len(getattr(model_pool, "_requests", ())),
         }
 

@@ -174,3 +174,107 @@ async def test_a_pooled_connection_the_server_closed_is_a_503_error_at_begin(pg:
         assert created, "the next request gets a working connection"
     finally:
         await db.dispose()
+
+
+async def _pid(db: Database, *, transaction: bool = False) -> int:
+    async with db._fast(transaction=transaction) as fast:
+        assert isinstance(fast, FastConnection)
+        return fast.driver.get_server_pid()
+
+
+async def _backends(pids: set[int]) -> set[int]:
+    """Those of `pids` still connected to the server."""
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE pid = any($1)", pids)
+    finally:
+        await admin.close()
+    return {row["pid"] for row in rows}
+
+
+async def test_connections_are_reused_without_going_back_through_sqlalchemys_pool(
+    pg: str,
+) -> None:
+    db = Database(pg)
+    try:
+        pool = db.engine.sync_engine.pool
+        first = await _pid(db, transaction=True)
+        assert pool.checkedout() == 1, "kept out of SQLAlchemy's pool, idle, for the next use"
+        assert await _pid(db) == first and await _pid(db, transaction=True) == first
+        assert pool.checkedout() == 1
+
+        # Used by two at once: two connections, both kept afterwards.
+        async with db.fast_autocommit() as one, db.fast_autocommit() as two:
+            assert isinstance(one, FastConnection) and isinstance(two, FastConnection)
+            both = {one.driver.get_server_pid(), two.driver.get_server_pid()}
+        assert first in both and len(both) == 2
+        assert pool.checkedout() == 2
+
+        # A block that failed and was rolled back leaves a clean connection: kept.
+        with pytest.raises(RuntimeError):
+            async with db.fast_transaction() as fast:
+                assert isinstance(fast, FastConnection)
+                await fast.execute(sa.select(messages.c.id).where(messages.c.id == -1))
+                raise RuntimeError("the route failed")
+        assert pool.checkedout() == 2
+
+        # One left inside a transaction is neither kept nor given back to SQLAlchemy's pool
+        # (whose reset would not know to roll it back): it is closed.
+        async with db.fast_autocommit() as fast:
+            assert isinstance(fast, FastConnection)
+            stray = fast.driver.get_server_pid()
+            await fast.driver.execute("BEGIN")
+        await asyncio.sleep(0.2)
+        assert stray not in await _backends({stray})
+        assert pool.checkedout() == 1
+
+        await db.dispose()
+        assert not await _backends(both), "dispose closes the idle connections too"
+    finally:
+        await db.dispose()
+
+
+async def test_idle_connections_return_to_sqlalchemys_pool_after_a_while(pg: str) -> None:
+    db = Database(pg)
+    assert db.fast is not None
+    db.fast.hold = 0.3  # so that pool_recycle and dispose still reach them
+    try:
+        pool = db.engine.sync_engine.pool
+        first = await _pid(db)
+        assert pool.checkedout() == 1
+        await asyncio.sleep(0.4)
+        async with db.fast_autocommit():
+            # The old one went back to SQLAlchemy's pool and was checked out again (its pool
+            # keeps it): a fresh hold, the same server connection.
+            assert pool.checkedout() == 1
+        assert await _pid(db) == first
+    finally:
+        await db.dispose()
+
+
+async def test_a_lost_connection_drops_the_idle_ones_too(pg: str) -> None:
+    db = Database(pg)
+    try:
+        shop_id = await _shop_id(db)
+        async with db.fast_autocommit() as one, db.fast_autocommit() as two:
+            assert isinstance(one, FastConnection) and isinstance(two, FastConnection)
+            idle = {one.driver.get_server_pid(), two.driver.get_server_pid()}
+        with pytest.raises(sa_exc.OperationalError):
+            async with db.fast_transaction() as fast:
+                assert isinstance(fast, FastConnection)
+                admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+                try:
+                    await admin.execute(
+                        "SELECT pg_terminate_backend($1)", fast.driver.get_server_pid()
+                    )
+                finally:
+                    await admin.close()
+                await asyncio.sleep(0.1)
+                await repo.open_conversation(
+                    fast, shop_id=shop_id, session_id=new_id(), customer_id=None
+                )
+        await asyncio.sleep(0.2)
+        assert not await _backends(idle), "as after a restart, none opened before is trusted"
+        assert await _pid(db) not in idle
+    finally:
+        await db.dispose()
