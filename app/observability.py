@@ -71,6 +71,9 @@ def _security_headers(path: str, production: bool) -> dict[str, str]:
     return headers
 
 
+BODY_SEND = "app.body_send"
+
+
 class RequestContext:
     """Gives each request an id (kept from X-Request-Id when sane), logs it, adds headers."""
 
@@ -100,6 +103,11 @@ class RequestContext:
                         headers[name] = value
             await send(message)
 
+        # Once the headers are out, a long response may write its body straight to the server:
+        # the middleware between here and the route only look at http.response.start, and a
+        # thousand streams sending a token each through five wrappers cost a tenth of the
+        # worker (bench/). app/streaming.py's EventStream does.
+        scope[BODY_SEND] = send
         try:
             await self.app(scope, receive, send_with_headers)
         finally:

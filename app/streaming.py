@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from app import repo
 from app.db import Database, database_unreachable
+from app.observability import BODY_SEND
 from app.replies import Replies, error_message
 
 # One encoder for every event: json.dumps with options builds a new one per call, which was a
@@ -58,10 +59,11 @@ class EventStream(Response):
         watcher = asyncio.get_running_loop().create_task(watch())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            send_body = scope.get(BODY_SEND, send)
             async for chunk in self.events:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send_body({"type": "http.response.body", "body": chunk, "more_body": True})
             state["done"] = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send_body({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not state["gone"]:
                 raise
