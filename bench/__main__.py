@@ -100,13 +100,21 @@ def main() -> int:
         "",
         "Every figure is a median (p50) unless it says p99; each benchmark runs its own",
         "baseline in the same run (the hand-written endpoint, or the fake model called directly).",
+        "The load comes from bare HTTP/1.1 keep-alive connections (bench/common.py), so that the",
+        "client's own CPU takes as little as it can from the server it measures.",
         "",
         "| benchmark | figures | target | |",
         "| --- | --- | --- | --- |",
         _row(
             "1. Turn throughput, one worker",
             results["turns"],
-            ["service_turns_per_s", "baseline_turns_per_s", "ratio"],
+            [
+                "service_turns_per_s",
+                "baseline_turns_per_s",
+                "ratio",
+                "service_cpu_ms_per_turn",
+                "baseline_cpu_ms_per_turn",
+            ],
         ),
         _row(
             "2. Streaming",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
 import asyncpg
-import httpx
 
-from bench.common import Server, app_env, median, percentile, plain_dsn, signed_query
+from bench.common import HTTPClient, Server, app_env, median, percentile, plain_dsn, signed_query
 
 SHOP = "bench-history.myshopify.com"
 
@@ -78,13 +78,13 @@ async def _target(dsn: str, session_id: str) -> None:
 
 async def _measure(url: str, session_id: str, requests: int) -> list[float]:
     timings = []
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with HTTPClient(url) as client:
         for index in range(requests):
             query = signed_query(SHOP, session_id=session_id, limit="50")
             started = time.perf_counter()
-            response = await client.get(f"/proxy/history?{query}")
+            status, body = await client.request("GET", f"/proxy/history?{query}")
             elapsed = (time.perf_counter() - started) * 1000
-            assert response.status_code == 200 and len(response.json()["messages"]) == 50
+            assert status == 200 and len(json.loads(body)["messages"]) == 50
             if index >= 20:  # warm-up
                 timings.append(elapsed)
     return timings

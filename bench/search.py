@@ -6,9 +6,8 @@ import asyncio
 import time
 
 import asyncpg
-import httpx
 
-from bench.common import API_KEY, SECRET, Server, app_env, median, percentile, plain_dsn
+from bench.common import API_KEY, SECRET, HTTPClient, Server, app_env, median, percentile, plain_dsn
 from tests.factories import session_token  # the same session tokens App Bridge issues
 
 SHOP = "bench-search.myshopify.com"
@@ -51,17 +50,17 @@ async def _fill(dsn: str, conversations: int) -> None:
 async def _measure(url: str, requests: int) -> dict[str, list[float]]:
     timings: dict[str, list[float]] = {"common word": [], "rare word": [], "no match": []}
     queries = {"common word": "order", "rare word": "refund", "no match": "zeppelin"}
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with HTTPClient(url) as client:
         for index in range(requests):
             for kind, q in queries.items():
                 token = session_token(SHOP, secret=SECRET, audience=API_KEY)
                 headers = {"Authorization": f"Bearer {token}"}
                 started = time.perf_counter()
-                response = await client.get(
-                    "/api/admin/conversations", params={"q": q, "limit": "25"}, headers=headers
+                status, body = await client.request(
+                    "GET", f"/api/admin/conversations?q={q}&limit=25", headers=headers
                 )
                 elapsed = (time.perf_counter() - started) * 1000
-                assert response.status_code == 200, response.text
+                assert status == 200, body
                 if index >= 5:
                     timings[kind].append(elapsed)
     return timings

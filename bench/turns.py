@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
-import httpx
-
-from bench.common import SECRET, Server, app_env, median, plain_dsn, signed_query
+from bench.common import SECRET, HTTPClient, Server, app_env, median, plain_dsn, signed_query
 
 SHOP = "bench-shop.myshopify.com"
 REPLY = (
@@ -18,44 +17,47 @@ REPLY = (
 assert len(REPLY.split()) == 20
 
 
-async def _one_turn(client: httpx.AsyncClient, path: str) -> bool:
+async def _one_turn(client: HTTPClient, path: str) -> bool:
     body = {"session_id": str(uuid.uuid4()), "message": "how long does shipping take"}
-    async with client.stream("POST", f"{path}?{signed_query(SHOP)}", json=body) as response:
-        if response.status_code != 200:
-            return False
-        done, deltas = False, 0
-        async for line in response.aiter_lines():
-            if line == "event: done":
-                done = True
-            elif line == "event: delta":
-                deltas += 1
-        if deltas != len(REPLY.split()):  # both stream the reply word by word
-            raise RuntimeError(f"{path} streamed the reply in {deltas} events, not word by word")
-        return done
+    status, events = await client.request(
+        "POST",
+        f"{path}?{signed_query(SHOP)}",
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    if status != 200:
+        return False
+    lines = events.decode().splitlines()
+    deltas = lines.count("event: delta")
+    if deltas != len(REPLY.split()):  # both stream the reply word by word
+        raise RuntimeError(f"{path} streamed the reply in {deltas} events, not word by word")
+    return "event: done" in lines
 
 
-async def _run(url: str, path: str, seconds: float, concurrency: int) -> float:
-    """Turns completed per second, with `concurrency` shoppers sending one turn after another."""
+async def _run(server: Server, path: str, seconds: float, concurrency: int) -> tuple[float, float]:
+    """Turns completed per second, with `concurrency` shoppers sending one turn after another
+    (each on its own keep-alive connection), and the server's CPU milliseconds per turn."""
     count = 0
     failures = 0
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
 
-        async def shopper() -> None:
-            nonlocal count, failures
+    async def shopper() -> None:
+        nonlocal count, failures
+        async with HTTPClient(server.url) as client:
             while time.perf_counter() < deadline:
                 if await _one_turn(client, path):
                     count += 1
                 else:
                     failures += 1
 
-        started = time.perf_counter()
-        await asyncio.gather(*(shopper() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    cpu = server.cpu_seconds()
+    started = time.perf_counter()
+    await asyncio.gather(*(shopper() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    cpu = server.cpu_seconds() - cpu
     if failures:
-        raise RuntimeError(f"{failures} turns failed against {url}{path}")
-    return count / elapsed
+        raise RuntimeError(f"{failures} turns failed against {server.url}{path}")
+    return count / elapsed, cpu / max(1, count) * 1000
 
 
 async def _setup(database_url: str) -> None:
@@ -86,15 +88,17 @@ def run(
         },
     )
     try:
-        asyncio.run(_run(ours.url, "/proxy/messages", 2, concurrency))  # warm up
-        asyncio.run(_run(baseline.url, "/turn", 2, concurrency))
-        our_rates, base_rates = [], []
+        asyncio.run(_run(ours, "/proxy/messages", 2, concurrency))  # warm up
+        asyncio.run(_run(baseline, "/turn", 2, concurrency))
+        ours_rounds, base_rounds = [], []
         for _ in range(rounds):  # interleaved, so both see the same machine
-            base_rates.append(asyncio.run(_run(baseline.url, "/turn", seconds, concurrency)))
-            our_rates.append(asyncio.run(_run(ours.url, "/proxy/messages", seconds, concurrency)))
+            base_rounds.append(asyncio.run(_run(baseline, "/turn", seconds, concurrency)))
+            ours_rounds.append(asyncio.run(_run(ours, "/proxy/messages", seconds, concurrency)))
     finally:
         ours.stop()
         baseline.stop()
+    our_rates = [rate for rate, _ in ours_rounds]
+    base_rates = [rate for rate, _ in base_rounds]
     ratio = median(our_rates) / median(base_rates)
     return {
         "service_turns_per_s": round(median(our_rates), 1),
@@ -102,6 +106,8 @@ def run(
         "ratio": round(ratio, 2),
         "target": "ratio >= 0.8",
         "met": ratio >= 0.8,
+        "service_cpu_ms_per_turn": round(median([cpu for _, cpu in ours_rounds]), 2),
+        "baseline_cpu_ms_per_turn": round(median([cpu for _, cpu in base_rounds]), 2),
         "rounds": [round(r, 1) for r in our_rates],
         "baseline_rounds": [round(r, 1) for r in base_rates],
     }
