@@ -277,6 +277,44 @@ class Shopper:
 # ---- the upstream model slow, failing, or cut mid-stream, under load ----------------------
 
 
+async def one_more_turn_each(
+    clients: list[list[ProxyClient]],
+    shoppers: list[Shopper],
+    length: int,
+    *,
+    server_of: Callable[[Shopper], int],
+) -> None:
+    """One more turn for every shopper, on the server `server_of` picks, read to the end."""
+
+    async def last_turn(shopper: Shopper) -> None:
+        client = clients[shopper.client_index][server_of(shopper)]
+        question = shopper.question("ok")
+        turn = await bounded(client.send(shopper.session_id, question, new_id()), question)
+        check_ending(turn, reply_text(question, length), None, question)
+
+    await asyncio.gather(*(last_turn(s) for s in shoppers))
+
+
+async def close_all(clients: list[list[ProxyClient]]) -> None:
+    for pair in clients:
+        for client in pair:
+            await client.http.aclose()
+
+
+async def nothing_lost(
+    db: Database, servers: list[LiveServer], shops: list[str], shoppers: list[Shopper]
+) -> None:
+    """Every message each shopper sent is saved, once and in order; no reply is left
+    streaming, the last turn is complete, and the servers go idle."""
+    saved = await saved_by_session(db, shops)
+    for shopper in shoppers:
+        messages = saved[shopper.session_id]
+        assert [m.content for m in messages if m.role == "user"] == shopper.questions
+        assert not [m for m in messages if m.status == "streaming"]
+        assert messages[-1].status == "complete"
+    await settle(servers)
+
+
 async def test_model_slow_failing_or_cut_under_load_on_two_servers(
     chaos, start_server, db: Database
 ) -> None:
@@ -400,25 +438,12 @@ async def test_model_slow_failing_or_cut_under_load_on_two_servers(
             assert call.context == context, call.question
 
         # Every conversation goes on, on the server that did not take its last turn.
-        async def follow_up(shopper: Shopper) -> None:
-            client = clients[shopper.client_index][(shopper.number + turns_each) % 2]
-            question = shopper.question("ok")
-            turn = await bounded(client.send(shopper.session_id, question, new_id()), question)
-            check_ending(turn, reply_text(question, length), None, question)
-
-        await asyncio.gather(*(follow_up(s) for s in shoppers))
+        await one_more_turn_each(
+            clients, shoppers, length, server_of=lambda s: (s.number + turns_each) % 2
+        )
     finally:
-        for pair in clients:
-            for client in pair:
-                await client.http.aclose()
-
-    saved = await saved_by_session(db, shops)
-    for shopper in shoppers:
-        messages = saved[shopper.session_id]
-        assert [m.content for m in messages if m.role == "user"] == shopper.questions
-        assert not [m for m in messages if m.status == "streaming"]
-        assert messages[-1].status == "complete"
-    await settle(servers)
+        await close_all(clients)
+    await nothing_lost(db, servers, shops, shoppers)
     print(
         f"\n{len(shoppers) * turns_each} turns in {load_seconds:.1f} s on two servers: "
         f"{dict(sorted(seen.items()))}; {len(regenerated)} regenerated; "
@@ -530,25 +555,11 @@ async def test_shoppers_leaving_mid_reply_under_load_lose_nothing(
                 assert reply.content == reply_text(question, length), question
         assert len(model.calls) == len(shoppers) * turns_each, "every reply generated once"
 
-        # The servers keep serving: one more turn for everyone, read to the end.
-        async def last_turn(shopper: Shopper) -> None:
-            client = clients[shopper.client_index][shopper.number % 2]
-            question = shopper.question("ok")
-            turn = await bounded(client.send(shopper.session_id, question, new_id()), question)
-            check_ending(turn, reply_text(question, length), None, question)
-
-        await asyncio.gather(*(last_turn(s) for s in shoppers))
+        # The servers keep serving.
+        await one_more_turn_each(clients, shoppers, length, server_of=lambda s: s.number % 2)
     finally:
-        for pair in clients:
-            for client in pair:
-                await client.http.aclose()
-
-    saved = await saved_by_session(db, shops)
-    for shopper in shoppers:
-        messages = saved[shopper.session_id]
-        assert [m.content for m in messages if m.role == "user"] == shopper.questions
-        assert not [m for m in messages if m.status == "streaming"]
-    await settle(servers)
+        await close_all(clients)
+    await nothing_lost(db, servers, shops, shoppers)
     print(
         f"\n{sum(left.values())} turns in {load_seconds:.1f} s on two servers: {dict(left)}; "
         f"then {len(shoppers)} more"
