@@ -47,13 +47,14 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
         assert streaming is not None
-        state = {"done": False, "gone": False}
+        done = gone = False
 
         async def watch() -> None:
+            nonlocal gone
             while (await receive())["type"] != "http.disconnect":
                 pass
-            if not state["done"]:
-                state["gone"] = True
+            if not done:
+                gone = True
                 streaming.cancel()
 
         watcher = asyncio.get_running_loop().create_task(watch())
@@ -62,14 +63,14 @@ class EventStream(Response):
             send_body = scope.get(BODY_SEND, send)
             async for chunk in self.events:
                 await send_body({"type": "http.response.body", "body": chunk, "more_body": True})
-            state["done"] = True
+            done = True
             await send_body({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not state["gone"]:
+            if not gone:
                 raise
             streaming.uncancel()  # the shopper left; the reply itself goes on without them
         finally:
-            state["done"] = True
+            done = True
             watcher.cancel()
             await self.events.aclose()
 
