@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,6 +42,9 @@ class LiveReply:
     public_id: str
     conversation_id: int
     text: str = ""
+    # Where each piece the model sent ends in `text`: followers relay them one event each,
+    # as the model sent them, however many arrived since they last woke.
+    ends: array[int] = field(default_factory=lambda: array("q"))
     status: str = "streaming"
     finish_reason: str | None = None
     error_code: str | None = None
@@ -59,7 +63,9 @@ class LiveReply:
 
     def append(self, piece: str) -> None:
         self.text += piece
-        self._notify()
+        self.ends.append(len(self.text))
+        if self._waiters:
+            self._notify()
 
     def _notify(self, changed: bool = True) -> None:
         self.changed_at = time.monotonic()
@@ -86,13 +92,22 @@ class LiveReply:
         self._notify()
 
     async def follow(self, offset: int) -> AsyncIterator[str | None]:
-        """Yield new text after `offset` as it arrives; None asks for a keep-alive."""
+        """Yield the text after `offset`: what is there as one piece, then each new piece as
+        the model sent it; None asks for a keep-alive."""
         loop = asyncio.get_running_loop()
+        index, position = len(self.ends), len(self.text)
+        if position > offset:
+            yield self.text[offset:position]
+            offset = position
         while True:
-            if len(self.text) > offset:
-                piece, offset = self.text[offset:], len(self.text)
-                yield piece
-                continue  # the text may have grown while the piece was being sent
+            if index < len(self.ends):
+                end = self.ends[index]
+                index += 1
+                if end > offset:
+                    yield self.text[max(offset, position) : end]
+                    offset = end
+                position = end
+                continue  # more may have arrived while the piece was being sent
             if self.finished.is_set():
                 return
             waiter = loop.create_future()

@@ -164,29 +164,34 @@ class Shopify:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    def verify_app_proxy(
-        self, *, method: str, url: str, query_string: str, headers: Mapping[str, str]
-    ) -> ProxyIdentity:
+    def verify_app_proxy(self, *, path: str, query_string: str) -> ProxyIdentity:
+        """The signed shop and customer of an app-proxy request, from its path and query.
+
+        Only the query is signed; the headers and body are not, so they are not passed
+        (shopifyapp would only copy them to redact them for a log we do not keep).
+        """
         pairs = parse_qsl(query_string, keep_blank_values=True)
-        for name in SINGLE_VALUED:
-            if sum(1 for key, _ in pairs if key == name) > 1:
+        values: dict[str, str] = {}
+        for key, value in pairs:
+            if key in values and key in SINGLE_VALUED:
                 raise ProxyVerificationError(
-                    "repeated_parameter", f"The request repeats the {name!r} parameter."
+                    "repeated_parameter", f"The request repeats the {key!r} parameter."
                 )
+            values[key] = value
         result = self.app.verify_app_proxy_req(
-            {"method": method, "headers": dict(headers), "url": url, "body": ""}
+            {"method": "GET", "headers": {}, "url": f"{path}?{query_string}", "body": ""}
         )
         if not result.ok:
             code = result.log.code
             raise ProxyVerificationError(
                 code, _PROXY_FAILURES.get(code, "The app-proxy request could not be verified.")
             )
-        shop = dict(pairs).get("shop", "")
+        shop = values.get("shop", "")
         if not is_shop_domain(shop):
             raise ProxyVerificationError(
                 "invalid_shop", "The signed shop is not a myshopify domain."
             )
-        customer = dict(pairs).get("logged_in_customer_id") or None
+        customer = values.get("logged_in_customer_id") or None
         return ProxyIdentity(shop=shop.lower(), customer_id=customer)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from app import repo
 from app.db import Database
 from app.models import Message, utcnow
+from app.replies import LiveReply
 from tests.factories import ProxyClient, iter_events, make_shop, messages_of, new_id
 
 LONG_QUESTION = "Tell me everything please"
@@ -271,3 +273,64 @@ async def test_ending_a_chat_while_it_streams_stops_the_reply_and_stays_ended(
         status = await client.get("/proxy/sessions/status", {"session_id": session_id})
         assert status.json()["status"] == "ended", "the finishing reply does not reopen it"
     assert (await _reply(db, shop, session_id)).status == "stopped"
+
+
+async def test_each_piece_of_the_model_is_its_own_event_even_when_they_arrive_together(
+    start_server, db: Database
+) -> None:
+    # No delay: the offline model hands over every word at once; the shopper still sees
+    # them as the model sent them, one delta each, with ids that count the characters.
+    instant = start_server(offline_word_delay=0)
+    shop = await make_shop(db)
+    async with ProxyClient(instant.url, shop) as client:
+        session_id = new_id()
+        turn = await client.send(session_id, "hello")
+        deltas = [e for e in turn.events if e.event == "delta"]
+        saved = await _reply(db, shop, session_id)
+        words = saved.content.split()
+        assert len(words) > 3
+        assert [d.data["text"].strip() for d in deltas] == words
+        reply_id = turn.first("start").data["assistant_message_id"]
+        ends = [int(d.id.rsplit(":", 1)[1]) for d in deltas]
+        assert ends == list(itertools.accumulate(len(d.data["text"]) for d in deltas))
+        assert ends[-1] == len(saved.content)
+        assert all(d.id.startswith(f"{reply_id}:") for d in deltas)
+
+
+async def test_follow_relays_pieces_and_resumes_mid_piece() -> None:
+    live = LiveReply(message_id=1, public_id="r", conversation_id=1)
+    for piece in ("Hello", " there", " shopper"):
+        live.append(piece)
+
+    async def collect(offset: int) -> list[str | None]:
+        got: list[str | None] = []
+        async for piece in live.follow(offset):
+            got.append(piece)
+            if piece == " again":
+                live.close("complete", "stop", None)
+        return got
+
+    # What is there already comes as one piece, from the offset on; later ones one by one.
+    follower = asyncio.create_task(collect(3))
+    await asyncio.sleep(0)
+    live.append(" and")
+    live.append(" again")
+    assert await follower == ["lo there shopper", " and", " again"]
+    # An offset beyond what exists (a Last-Event-ID of an earlier attempt) skips to it.
+    beyond = LiveReply(message_id=2, public_id="s", conversation_id=1)
+    beyond.append("ab")
+    task = asyncio.create_task(_first_pieces(beyond, offset=4, count=2))
+    await asyncio.sleep(0)
+    beyond.append("cd")
+    beyond.append("efg")
+    beyond.append("h")
+    assert await task == ["efg", "h"]
+
+
+async def _first_pieces(live: LiveReply, *, offset: int, count: int) -> list[str | None]:
+    got: list[str | None] = []
+    async for piece in live.follow(offset):
+        got.append(piece)
+        if len(got) == count:
+            break
+    return got

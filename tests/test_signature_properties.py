@@ -18,12 +18,7 @@ values = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_si
 
 
 def _verify(query: str) -> None:
-    SHOPIFY.verify_app_proxy(
-        method="GET",
-        url=f"https://app.example.com/proxy/history?{query}",
-        query_string=query,
-        headers={},
-    )
+    SHOPIFY.verify_app_proxy(path="/proxy/history", query_string=query)
 
 
 @st.composite

@@ -76,8 +76,9 @@ class OfflineProvider:
         question = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         reply = compose_reply(question, request.faq)
         for piece in re.findall(r"\s*\S+", reply):
-            # Word by word, like a model; with no delay it still lets each word go out alone.
-            await asyncio.sleep(self.word_delay)
+            # Word by word, like a model; each word is relayed as its own event either way.
+            if self.word_delay:
+                await asyncio.sleep(self.word_delay)
             yield piece
         yield Finished("stop")
 

@@ -52,10 +52,8 @@ def _state(request: Request) -> AppState:
 def _verify(request: Request) -> ProxyIdentity:
     try:
         return _state(request).shopify.verify_app_proxy(
-            method=request.method,
-            url=str(request.url),
-            query_string=request.url.query,
-            headers=request.headers,
+            path=request.scope["path"],
+            query_string=request.scope["query_string"].decode("utf-8", "replace"),
         )
     except ProxyVerificationError as exc:
         raise Unauthorized(exc.code, exc.message) from exc
