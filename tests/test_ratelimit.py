@@ -43,7 +43,13 @@ async def test_ip_limit_uses_the_proxys_forwarded_address(start_server, db: Data
     shop = await make_shop(db)
     async with ProxyClient(limited.url, shop) as client:
         ip = "192.0.2." + str(int(new_id()[:2], 16))
-        assert [await _send(client, new_id(), ip) for _ in range(3)] == [200, 200, 429]
+        refused = new_id()
+        sessions = [new_id(), new_id(), refused]
+        assert [await _send(client, session_id, ip) for session_id in sessions] == [200, 200, 429]
+        status = await client.http.get(
+            client.url("/proxy/sessions/status", {"session_id": refused})
+        )
+        assert status.json()["status"] == "unknown", "a refused first message opens nothing"
         # A spoofed left-most entry does not buy a fresh budget: the proxy's entry counts.
         assert await _send(client, new_id(), ip) == 429
         assert await _send(client, new_id(), "192.0.2.250") == 200
