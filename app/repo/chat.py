@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 
 from app.models import Conversation, Message, aware, new_public_id, utcnow
-from app.repo.common import Executor, SQLAlchemyExecutor, _rowcount
+from app.repo.common import Executor, SQLAlchemyExecutor, _rowcount, is_postgres
 
 # The chat's hot path runs Core statements on the tables: a turn is a few short statements,
 # and the ORM's per-statement bookkeeping cost more than the database did (see bench/).
@@ -35,28 +35,94 @@ _CONVERSATION = sa.select(conversations).where(
 # A shopper's message opens the conversation: created, or reopened (unless ended), touched,
 # and claimed by a customer who logged in: one statement, whichever it is. A row whose
 # created_at is this call's timestamp was inserted by it.
+_OPEN_CONVERSATION_SQL = (
+    "INSERT INTO conversations (public_id, shop_id, session_id, customer_id, status,"
+    " created_at, last_activity_at)"
+    " VALUES (:public_id, :shop_id, :session_id, :customer_id, 'active', :now, :now)"
+    " ON CONFLICT (shop_id, session_id) DO UPDATE SET"
+    " last_activity_at = excluded.last_activity_at,"
+    " status = CASE WHEN conversations.status = 'ended' THEN 'ended' ELSE 'active' END,"
+    " customer_id = COALESCE(conversations.customer_id, excluded.customer_id)"
+    " RETURNING id, public_id, shop_id, session_id, customer_id, status, created_at,"
+    " last_activity_at, ended_at"
+)
+_CONVERSATION_PARAMS = (
+    sa.bindparam("public_id", type_=conversations.c.public_id.type),
+    sa.bindparam("shop_id", type_=conversations.c.shop_id.type),
+    sa.bindparam("session_id", type_=conversations.c.session_id.type),
+    sa.bindparam("customer_id", type_=conversations.c.customer_id.type),
+    sa.bindparam("now", type_=conversations.c.created_at.type),
+)
 _OPEN_CONVERSATION = (
-    sa.text(
-        "INSERT INTO conversations (public_id, shop_id, session_id, customer_id, status,"
-        " created_at, last_activity_at)"
-        " VALUES (:public_id, :shop_id, :session_id, :customer_id, 'active', :now, :now)"
-        " ON CONFLICT (shop_id, session_id) DO UPDATE SET"
-        " last_activity_at = excluded.last_activity_at,"
-        " status = CASE WHEN conversations.status = 'ended' THEN 'ended' ELSE 'active' END,"
-        " customer_id = COALESCE(conversations.customer_id, excluded.customer_id)"
-        " RETURNING id, public_id, shop_id, session_id, customer_id, status, created_at,"
-        " last_activity_at, ended_at"
-    )
-    .bindparams(
-        sa.bindparam("public_id", type_=conversations.c.public_id.type),
-        sa.bindparam("shop_id", type_=conversations.c.shop_id.type),
-        sa.bindparam("session_id", type_=conversations.c.session_id.type),
-        sa.bindparam("customer_id", type_=conversations.c.customer_id.type),
-        sa.bindparam("now", type_=conversations.c.created_at.type),
-    )
-    .columns(*conversations.c)
+    sa.text(_OPEN_CONVERSATION_SQL).bindparams(*_CONVERSATION_PARAMS).columns(*conversations.c)
 )
 _NEW_MESSAGE = sa.insert(messages).returning(*messages.c)
+_USER_MESSAGE_PARAMS = (
+    sa.bindparam("user_public_id", type_=messages.c.public_id.type),
+    sa.bindparam("content", type_=messages.c.content.type),
+    sa.bindparam("client_message_id", type_=messages.c.client_message_id.type),
+)
+# The shopper's message of a turn, unless its client_message_id already has one (a retry).
+_NEW_USER_MESSAGE = (
+    sa.text(
+        "INSERT INTO messages (public_id, conversation_id, role, content, status,"
+        " client_message_id, created_at, updated_at)"
+        " VALUES (:user_public_id, :conversation_id, 'user', :content, 'complete',"
+        " :client_message_id, :now, :now)"
+        " ON CONFLICT (conversation_id, client_message_id) DO NOTHING RETURNING id"
+    )
+    .bindparams(
+        *_USER_MESSAGE_PARAMS,
+        sa.bindparam("conversation_id", type_=messages.c.conversation_id.type),
+        sa.bindparam("now", type_=messages.c.created_at.type),
+    )
+    .columns(messages.c.id)
+)
+_NEW_REPLY = sa.text(
+    "INSERT INTO messages (public_id, conversation_id, role, content, status, reply_to_id,"
+    " created_at, updated_at) VALUES (:reply_public_id, :conversation_id, 'assistant', '',"
+    " 'streaming', :user_id, :reply_at, :now) RETURNING id"
+).bindparams(
+    sa.bindparam("reply_public_id", type_=messages.c.public_id.type),
+    sa.bindparam("conversation_id", type_=messages.c.conversation_id.type),
+    sa.bindparam("user_id", type_=messages.c.id.type),
+    sa.bindparam("reply_at", type_=messages.c.created_at.type),
+    sa.bindparam("now", type_=messages.c.created_at.type),
+)
+# On PostgreSQL a whole turn is one statement (a round trip is most of a statement's cost):
+# the conversation opened as _OPEN_CONVERSATION does; the shopper's message, unless its
+# client_message_id already has one; and the empty reply; both only if the shopper may write
+# to this conversation (not ended, not another customer's). SQLite runs the same steps one
+# statement at a time (open_turn).
+_OPEN_TURN = (
+    sa.text(
+        "WITH c AS (" + _OPEN_CONVERSATION_SQL + "),"
+        " usable AS (SELECT id FROM c WHERE status <> 'ended'"
+        " AND (customer_id IS NULL OR customer_id = :customer_id)),"
+        " u AS (INSERT INTO messages (public_id, conversation_id, role, content, status,"
+        " client_message_id, created_at, updated_at)"
+        " SELECT :user_public_id, usable.id, 'user', :content, 'complete', :client_message_id,"
+        " :now, :now FROM usable"
+        " ON CONFLICT (conversation_id, client_message_id) DO NOTHING RETURNING id),"
+        " r AS (INSERT INTO messages (public_id, conversation_id, role, content, status,"
+        " reply_to_id, created_at, updated_at)"
+        " SELECT :reply_public_id, usable.id, 'assistant', '', 'streaming', u.id,"
+        " :reply_at, :now FROM usable, u RETURNING id)"
+        " SELECT c.*, u.id AS user_id, r.id AS reply_id FROM c"
+        " LEFT JOIN u ON true LEFT JOIN r ON true"
+    )
+    .bindparams(
+        *_CONVERSATION_PARAMS,
+        *_USER_MESSAGE_PARAMS,
+        sa.bindparam("reply_public_id", type_=messages.c.public_id.type),
+        sa.bindparam("reply_at", type_=messages.c.created_at.type),
+    )
+    .columns(
+        *conversations.c,
+        sa.column("user_id", messages.c.id.type),
+        sa.column("reply_id", messages.c.id.type),
+    )
+)
 _CONTEXT = (
     sa.select(messages)
     .where(
@@ -139,6 +205,111 @@ async def end_conversation(session: Executor, *, conversation_id: int) -> None:
         .where(conversations.c.id == conversation_id)
         .values(status="ended", ended_at=now, last_activity_at=now)
     )
+
+
+class OpenedTurn(NamedTuple):
+    """A turn begun: its conversation, whether this turn created it, and the shopper's message
+    and empty reply, both None when the conversation is ended or another customer's (the
+    caller refuses the turn and rolls back) or when client_message_id already had a turn."""
+
+    conversation: Conversation
+    created: bool
+    user: Message | None
+    reply: Message | None
+
+
+class MessageRow(NamedTuple):
+    """A message as its row reads, for one whose values the caller knows without a read."""
+
+    id: int
+    public_id: str
+    conversation_id: int
+    role: str
+    content: str
+    status: str
+    client_message_id: str | None
+    reply_to_id: int | None
+    finish_reason: str | None
+    error_code: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+async def open_turn(
+    session: Executor,
+    *,
+    shop_id: int,
+    session_id: str,
+    customer_id: str | None,
+    content: str,
+    client_message_id: str | None,
+) -> OpenedTurn:
+    """Open the session's conversation and add the shopper's message and an empty reply."""
+    now = utcnow()
+    params: dict[str, Any] = {
+        "public_id": new_public_id(),
+        "shop_id": shop_id,
+        "session_id": session_id,
+        "customer_id": customer_id,
+        "now": now,
+        "user_public_id": new_public_id(),
+        "content": content,
+        "client_message_id": client_message_id,
+        "reply_public_id": new_public_id(),
+        "reply_at": now + timedelta(microseconds=1),
+    }
+    if is_postgres(session):
+        row = (await session.execute(_OPEN_TURN, params)).one()
+        conversation, user_id, reply_id = cast(Conversation, row), row.user_id, row.reply_id
+    else:
+        conversation = cast(Conversation, (await session.execute(_OPEN_CONVERSATION, params)).one())
+        user_id = reply_id = None
+        if conversation.status != "ended" and conversation.customer_id in (None, customer_id):
+            inserted = (
+                await session.execute(
+                    _NEW_USER_MESSAGE, {**params, "conversation_id": conversation.id}
+                )
+            ).first()
+            if inserted is not None:
+                user_id = inserted.id
+                reply_id = (
+                    await session.execute(
+                        _NEW_REPLY,
+                        {**params, "conversation_id": conversation.id, "user_id": user_id},
+                    )
+                ).one()[0]
+    created = aware(conversation.created_at) == now
+    if user_id is None or reply_id is None or conversation.id is None:
+        return OpenedTurn(conversation, created, None, None)
+    user = MessageRow(
+        id=user_id,
+        public_id=params["user_public_id"],
+        conversation_id=conversation.id,
+        role="user",
+        content=content,
+        status="complete",
+        client_message_id=client_message_id,
+        reply_to_id=None,
+        finish_reason=None,
+        error_code=None,
+        created_at=now,
+        updated_at=now,
+    )
+    reply = MessageRow(
+        id=reply_id,
+        public_id=params["reply_public_id"],
+        conversation_id=conversation.id,
+        role="assistant",
+        content="",
+        status="streaming",
+        client_message_id=None,
+        reply_to_id=user_id,
+        finish_reason=None,
+        error_code=None,
+        created_at=params["reply_at"],
+        updated_at=now,
+    )
+    return OpenedTurn(conversation, created, cast(Message, user), cast(Message, reply))
 
 
 # ---- messages --------------------------------------------------------------------------

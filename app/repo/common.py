@@ -17,3 +17,9 @@ SQLAlchemyExecutor = AsyncSession | AsyncConnection
 def _rowcount(result: object) -> int:
     assert isinstance(result, CursorResult | FastResult)
     return int(result.rowcount)
+
+
+def is_postgres(session: Executor) -> bool:
+    """Whether a statement runs on PostgreSQL: a few hot ones are written once per database."""
+    bind = session.bind if isinstance(session, AsyncSession) else session
+    return bind is not None and bind.dialect.name == "postgresql"

@@ -228,27 +228,30 @@ async def post_message(request: Request) -> Response:
         # the empty reply are saved together, before the model is called.
         async with state.db.fast_transaction() as session:
             caller = await _installed(session, identity)
-            conversation, created = await repo.open_conversation(
+            turn = await repo.open_turn(
                 session,
                 shop_id=caller.shop_id,
                 session_id=session_id,
                 customer_id=caller.customer_id,
+                content=text,
+                client_message_id=client_message_id,
             )
+            conversation = turn.conversation
             _check_open(conversation, caller)
             assert conversation.id is not None
-            if client_message_id and not created:
+            if turn.user is None or turn.reply is None:
+                # This client_message_id already has its turn: the shopper's retry.
                 earlier = await repo.find_turn(
-                    session, conversation_id=conversation.id, client_message_id=client_message_id
-                )
-            if earlier is None:
-                user, reply = await repo.add_turn(
                     session,
                     conversation_id=conversation.id,
-                    content=text,
-                    client_message_id=client_message_id,
+                    client_message_id=client_message_id or "",
                 )
+                if earlier is None:
+                    raise Conflict("turn_in_progress", "This message is still being processed.")
+            else:
+                user, reply = turn.user, turn.reply
                 model_request = await _reply_request(
-                    state, session, caller, reply, first=user if created else None
+                    state, session, caller, reply, first=user if turn.created else None
                 )
             # Counted last: the shop's and the address's counters are rows every turn of the
             # shop updates, locked until the commit, so they are held for one round trip

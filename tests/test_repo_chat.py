@@ -1,0 +1,144 @@
+"""The turn's statement (one on PostgreSQL, several on SQLite) saves what it says it saved."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app import repo
+from app.db import Database
+from app.models import aware
+from app.repo.chat import MessageRow, OpenedTurn, messages
+from tests.factories import make_shop, new_id
+
+
+async def _shop_id(db: Database) -> int:
+    domain = await make_shop(db)
+    async with db.autocommit() as connection:
+        shop = await repo.get_shop(connection, domain=domain)
+    assert shop is not None and shop.id is not None
+    return shop.id
+
+
+async def _turn(
+    db: Database,
+    shop_id: int,
+    session_id: str,
+    *,
+    content: str = "Do you ship to Canada?",
+    client_message_id: str | None = None,
+    customer_id: str | None = None,
+) -> OpenedTurn:
+    async with db.fast_transaction() as session:
+        return await repo.open_turn(
+            session,
+            shop_id=shop_id,
+            session_id=session_id,
+            customer_id=customer_id,
+            content=content,
+            client_message_id=client_message_id,
+        )
+
+
+async def _stored(db: Database, conversation_id: int) -> list[sa.Row]:  # type: ignore[type-arg]
+    async with db.autocommit() as connection:
+        result = await connection.execute(
+            sa.select(messages)
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.id)
+        )
+        return list(result)
+
+
+def test_message_rows_have_the_columns_of_the_table() -> None:
+    assert MessageRow._fields == tuple(column.key for column in messages.c)
+
+
+async def test_a_turn_is_saved_as_it_is_returned(db: Database) -> None:
+    shop_id = await _shop_id(db)
+    client_message_id = new_id()
+    turn = await _turn(db, shop_id, new_id(), content="hé 🚚", client_message_id=client_message_id)
+    assert turn.created and turn.user is not None and turn.reply is not None
+    assert turn.conversation.id is not None and turn.conversation.status == "active"
+    stored = await _stored(db, turn.conversation.id)
+    assert len(stored) == 2
+    for returned, row in zip((turn.user, turn.reply), stored, strict=True):
+        for field in MessageRow._fields:
+            mine, theirs = getattr(returned, field), getattr(row, field)
+            if field.endswith("_at"):
+                mine, theirs = aware(mine), aware(theirs)
+            assert mine == theirs, field
+    assert turn.reply.reply_to_id == turn.user.id
+    assert (turn.user.content, turn.user.client_message_id) == ("hé 🚚", client_message_id)
+    assert (turn.reply.role, turn.reply.status, turn.reply.content) == (
+        "assistant",
+        "streaming",
+        "",
+    )
+
+
+async def test_a_repeated_client_message_id_adds_nothing(db: Database) -> None:
+    shop_id = await _shop_id(db)
+    session_id, client_message_id = new_id(), new_id()
+    first = await _turn(db, shop_id, session_id, client_message_id=client_message_id)
+    assert first.conversation.id is not None and first.reply is not None
+    async with db.session() as session:
+        await repo.finish_reply(
+            session,
+            message_id=first.reply.id or 0,
+            content="Yes.",
+            status="complete",
+            finish_reason="stop",
+            error_code=None,
+        )
+    again = await _turn(db, shop_id, session_id, client_message_id=client_message_id)
+    assert not again.created and again.conversation.id == first.conversation.id
+    assert again.user is None and again.reply is None
+    assert len(await _stored(db, first.conversation.id)) == 2
+    other = await _turn(db, shop_id, session_id, client_message_id=new_id())
+    assert other.user is not None, "another message id is a new turn"
+
+
+async def test_no_message_goes_into_an_ended_conversation(db: Database) -> None:
+    shop_id = await _shop_id(db)
+    session_id = new_id()
+    first = await _turn(db, shop_id, session_id)
+    assert first.conversation.id is not None and first.reply is not None
+    async with db.session() as session:
+        await repo.stop_conversation_replies(session, conversation_id=first.conversation.id)
+        await repo.end_conversation(session, conversation_id=first.conversation.id)
+    later = await _turn(db, shop_id, session_id)
+    assert later.conversation.status == "ended" and later.user is None and later.reply is None
+    assert len(await _stored(db, first.conversation.id)) == 2
+
+
+async def test_no_message_goes_into_another_customers_conversation(db: Database) -> None:
+    shop_id = await _shop_id(db)
+    session_id = new_id()
+    anonymous = await _turn(db, shop_id, session_id)
+    assert anonymous.conversation.id is not None and anonymous.reply is not None
+    async with db.session() as session:
+        await repo.finish_reply(
+            session,
+            message_id=anonymous.reply.id or 0,
+            content="Hi",
+            status="complete",
+            finish_reason="stop",
+            error_code=None,
+        )
+    claimed = await _turn(db, shop_id, session_id, customer_id="111")
+    assert claimed.conversation.customer_id == "111" and claimed.user is not None
+    assert claimed.reply is not None
+    async with db.session() as session:
+        await repo.finish_reply(
+            session,
+            message_id=claimed.reply.id or 0,
+            content="Hi again",
+            status="complete",
+            finish_reason="stop",
+            error_code=None,
+        )
+    for stranger in ("222", None):
+        refused = await _turn(db, shop_id, session_id, customer_id=stranger)
+        assert refused.conversation.customer_id == "111"
+        assert refused.user is None and refused.reply is None
+    assert len(await _stored(db, anonymous.conversation.id)) == 4
