@@ -10,7 +10,6 @@ import time
 import uuid
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -65,10 +64,17 @@ def _security_headers(path: str, production: bool) -> dict[str, str]:
     }
     if production:
         headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    if path.startswith(("/proxy/", "/api/", "/webhooks", "/healthz", "/readyz")):
+    if path.startswith(DATA_PATHS):
         # Data, never a page: nothing may run or frame it.
         headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
     return headers
+
+
+DATA_PATHS = ("/proxy/", "/api/", "/webhooks", "/healthz", "/readyz")
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
 BODY_SEND = "app.body_send"
@@ -80,6 +86,11 @@ class RequestContext:
     def __init__(self, app: ASGIApp, *, production: bool) -> None:
         self.app = app
         self.production = production
+        # Encoded once: pages and data, the only two sets there are.
+        self._headers = {
+            data: _raw(_security_headers(DATA_PATHS[0] if data else "/", production))
+            for data in (True, False)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,17 +101,17 @@ class RequestContext:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
-        extra = _security_headers(scope["path"], self.production)
+        extra = self._headers[scope["path"].startswith(DATA_PATHS)]
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-Id"] = rid
-                for name, value in extra.items():
-                    if name not in headers:
-                        headers[name] = value
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.append((b"x-request-id", rid.encode()))
+                headers += [h for h in extra if h[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         # Once the headers are out, a long response may write its body straight to the server:

@@ -91,23 +91,28 @@ class LiveReply:
         self.finished.set()
         self._notify()
 
-    async def follow(self, offset: int) -> AsyncIterator[str | None]:
-        """Yield the text after `offset`: what is there as one piece, then each new piece as
-        the model sent it; None asks for a keep-alive."""
+    async def follow(self, offset: int) -> AsyncIterator[list[str] | None]:
+        """Yield the text after `offset`, each time all the pieces that have come since: what
+        is there first as one piece, then each piece as the model sent it. The caller writes
+        a batch at once, so a busy worker makes fewer, fuller writes. None asks for a
+        keep-alive."""
         loop = asyncio.get_running_loop()
         index, position = len(self.ends), len(self.text)
         if position > offset:
-            yield self.text[offset:position]
+            yield [self.text[offset:position]]
             offset = position
         while True:
             if index < len(self.ends):
-                end = self.ends[index]
-                index += 1
-                if end > offset:
-                    yield self.text[max(offset, position) : end]
-                    offset = end
-                position = end
-                continue  # more may have arrived while the piece was being sent
+                batch = []
+                for end in self.ends[index:]:
+                    if end > offset:
+                        batch.append(self.text[max(offset, position) : end])
+                        offset = end
+                    position = end
+                index = len(self.ends)
+                if batch:
+                    yield batch
+                continue  # more may have arrived while the batch was being sent
             if self.finished.is_set():
                 return
             waiter = loop.create_future()

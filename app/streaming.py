@@ -76,12 +76,9 @@ class EventStream(Response):
 
 
 def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
-    lines = []
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines.append(f"event: {event}")
-    lines.append("data: " + _to_json(data))
-    return ("\n".join(lines) + "\n\n").encode()
+    if event_id is None:
+        return f"event: {event}\ndata: {_to_json(data)}\n\n".encode()
+    return f"id: {event_id}\nevent: {event}\ndata: {_to_json(data)}\n\n".encode()
 
 
 def parse_last_event_id(value: str | None, public_id: str) -> int:
@@ -126,12 +123,15 @@ async def reply_events(
     yield sse("start", start, f"{public_id}:{offset}")
     live = replies.live.get(public_id)
     if live is not None:
-        async for piece in live.follow(offset):
-            if piece is None:
+        async for batch in live.follow(offset):
+            if batch is None:
                 yield b": keep-alive\n\n"
                 continue
-            offset += len(piece)
-            yield sse("delta", {"text": piece}, f"{public_id}:{offset}")
+            events = []
+            for piece in batch:  # an event each, written together
+                offset += len(piece)
+                events.append(sse("delta", {"text": piece}, f"{public_id}:{offset}"))
+            yield b"".join(events)
         yield _ending(public_id, live.status, live.finish_reason, live.error_code)
         return
     # Another worker (or none, if it died) is writing this reply: follow the database.

@@ -297,29 +297,32 @@ async def test_each_piece_of_the_model_is_its_own_event_even_when_they_arrive_to
         assert all(d.id.startswith(f"{reply_id}:") for d in deltas)
 
 
-async def test_follow_relays_pieces_and_resumes_mid_piece() -> None:
+async def test_follow_relays_pieces_in_batches_and_resumes_mid_piece() -> None:
     live = LiveReply(message_id=1, public_id="r", conversation_id=1)
     for piece in ("Hello", " there", " shopper"):
         live.append(piece)
 
-    async def collect(offset: int) -> list[str | None]:
-        got: list[str | None] = []
-        async for piece in live.follow(offset):
-            got.append(piece)
-            if piece == " again":
+    async def collect(offset: int) -> list[list[str] | None]:
+        got: list[list[str] | None] = []
+        async for batch in live.follow(offset):
+            got.append(batch)
+            if batch and batch[-1] == " again":
                 live.close("complete", "stop", None)
         return got
 
-    # What is there already comes as one piece, from the offset on; later ones one by one.
+    # What is there already comes as one piece, from the offset on; later pieces as they
+    # were sent, all those that came while the follower was away in one batch.
     follower = asyncio.create_task(collect(3))
     await asyncio.sleep(0)
     live.append(" and")
+    live.append(" once")
+    await asyncio.sleep(0)
     live.append(" again")
-    assert await follower == ["lo there shopper", " and", " again"]
+    assert await follower == [["lo there shopper"], [" and", " once"], [" again"]]
     # An offset beyond what exists (a Last-Event-ID of an earlier attempt) skips to it.
     beyond = LiveReply(message_id=2, public_id="s", conversation_id=1)
     beyond.append("ab")
-    task = asyncio.create_task(_first_pieces(beyond, offset=4, count=2))
+    task = asyncio.create_task(_first_batch(beyond, offset=4))
     await asyncio.sleep(0)
     beyond.append("cd")
     beyond.append("efg")
@@ -327,10 +330,7 @@ async def test_follow_relays_pieces_and_resumes_mid_piece() -> None:
     assert await task == ["efg", "h"]
 
 
-async def _first_pieces(live: LiveReply, *, offset: int, count: int) -> list[str | None]:
-    got: list[str | None] = []
-    async for piece in live.follow(offset):
-        got.append(piece)
-        if len(got) == count:
-            break
-    return got
+async def _first_batch(live: LiveReply, *, offset: int) -> list[str] | None:
+    async for batch in live.follow(offset):
+        return batch
+    return None

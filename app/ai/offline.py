@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import AsyncIterator, Sequence
 
@@ -21,7 +22,9 @@ FALLBACK = (
 )
 
 
-def _terms(text: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def _terms(text: str) -> frozenset[str]:
+    # Cached: a shop's FAQ texts are the same for every question (a tenth of a turn; bench/).
     terms = set()
     for word in _WORD.findall(text.lower()):
         if word in _STOPWORDS:
@@ -32,7 +35,7 @@ def _terms(text: str) -> set[str]:
                 word = word[: -len(suffix)]
                 break
         terms.add(word)
-    return terms
+    return frozenset(terms)
 
 
 def best_answer(question: str, faq: Sequence[FaqItem]) -> FaqItem | None:
