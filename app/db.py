@@ -106,20 +106,15 @@ class Database:
     def fast_transaction(self) -> AbstractAsyncContextManager[Executor]:
         """The storefront turn's transaction: on PostgreSQL, run on asyncpg itself
         (app/pgfast.py); the same statements and errors either way."""
-        return self._fast(transaction=True)
+        if self.fast is not None:
+            return self.fast.connection(transaction=True)
+        return self.transaction()
 
     def fast_autocommit(self) -> AbstractAsyncContextManager[Executor]:
         """As autocommit(), on asyncpg itself on PostgreSQL."""
-        return self._fast(transaction=False)
-
-    @asynccontextmanager
-    async def _fast(self, *, transaction: bool) -> AsyncIterator[Executor]:
         if self.fast is not None:
-            async with self.fast.connection(transaction=transaction) as connection:
-                yield connection
-            return
-        async with self.transaction() if transaction else self.autocommit() as connection:
-            yield connection
+            return self.fast.connection(transaction=False)
+        return self.autocommit()
 
     async def dispose(self) -> None:
         if self.fast is not None:

@@ -40,11 +40,16 @@ class RateLimiter:
         self.limits = limits
 
     async def check_turn(
-        self, session: Executor, *, request: Request, shop: str, session_id: str
+        self, connection: Executor, *, request: Request, shop: str, session_id: str
     ) -> None:
         """Count one new turn; 429 with Retry-After when any of its three limits is passed.
 
-        It counts in the caller's transaction: a refused turn rolls back and is not counted.
+        Run on its own, before the turn's transaction, on an autocommit connection: every turn
+        of a shop counts into the same shop and address rows, and inside the turn's
+        transaction those rows stayed locked until its commit, so a shop's turns queued
+        behind one another (bench/). Each count is atomic, so exactly `limit` turns of a
+        window pass, however many workers race. A refused turn is taken back out of every
+        bucket, so it does not use up the shop's or another bucket's budget.
         """
         limits = self.limits
         now = time.time()
@@ -55,9 +60,11 @@ class RateLimiter:
             f"ip:{ip}": limits.per_ip,
             f"shop:{shop}": limits.per_shop,
         }
-        counts = await repo.count_hits(session, buckets=list(buckets), window_start=window)
+        names = list(buckets)
+        counts = await repo.count_hits(connection, buckets=names, window_start=window)
         over = [bucket for bucket, limit in buckets.items() if counts.get(bucket, 0) > limit]
         if over:
+            await repo.uncount_hits(connection, buckets=names, window_start=window)
             wait = max(1, math.ceil(window + limits.window - now))
             kind = over[0].split(":", 1)[0]
             raise ApiError(

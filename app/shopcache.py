@@ -9,14 +9,16 @@ not installed are never cached, so an install or reinstall takes effect immediat
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 TTL = 2.0
-_entries: dict[tuple[str, str, str], tuple[float, Any]] = {}
+_entries: dict[tuple[Hashable, str, str], tuple[float, Any]] = {}
 
 
-async def cached(database: str, kind: str, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
+async def cached(
+    database: Hashable, kind: str, key: str, load: Callable[[], Awaitable[Any]]
+) -> Any:
     entry = _entries.get((database, kind, key))
     now = time.monotonic()
     if entry is not None and entry[0] > now:

@@ -177,7 +177,7 @@ async def test_a_pooled_connection_the_server_closed_is_a_503_error_at_begin(pg:
 
 
 async def _pid(db: Database, *, transaction: bool = False) -> int:
-    async with db._fast(transaction=transaction) as fast:
+    async with db.fast_transaction() if transaction else db.fast_autocommit() as fast:
         assert isinstance(fast, FastConnection)
         return fast.driver.get_server_pid()
 

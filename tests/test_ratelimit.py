@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+import sqlalchemy as sa
+
 from app.db import Database
 from tests.factories import ProxyClient, make_shop, messages_of, new_id
 
@@ -70,3 +73,39 @@ async def test_shop_limit_and_several_workers_share_the_count(start_server, db: 
     other = await make_shop(db)
     async with ProxyClient(one.url, other) as client:
         assert await _send(client, new_id(), "203.0.113.200") == 200, "other shops go on"
+
+
+async def _counts(db: Database, *prefixes: str) -> dict[str, int]:
+    async with db.autocommit() as connection:
+        rows = await connection.execute(sa.text("SELECT bucket, count FROM rate_limit_counters"))
+        return {bucket: count for bucket, count in rows if bucket.startswith(prefixes)}
+
+
+async def test_a_refused_turn_uses_up_no_bucket(start_server, db: Database) -> None:
+    # Refused by its address, the turn is taken back out of its session's and its shop's
+    # counts too: one abusive address cannot spend the whole shop's budget.
+    limited = start_server(rate_limit_ip=2)
+    shop = await make_shop(db)
+    ip = "198.51.100." + str(int(new_id()[:2], 16))
+    refused_session = new_id()
+    async with ProxyClient(limited.url, shop) as client:
+        assert await _send(client, new_id(), ip) == 200
+        assert await _send(client, new_id(), ip) == 200
+        for _ in range(3):
+            assert await _send(client, refused_session, ip) == 429
+    counts = await _counts(db, f"shop:{shop}", f"ip:{ip}", f"session:{shop}:{refused_session}")
+    assert counts[f"shop:{shop}"] == 2
+    assert counts[f"ip:{ip}"] == 2
+    assert counts.get(f"session:{shop}:{refused_session}", 0) == 0
+
+
+async def test_counters_skip_the_write_ahead_log_on_postgres(db: Database) -> None:
+    if not db.postgres:
+        pytest.skip("PostgreSQL only: SQLite has no unlogged tables")
+    async with db.autocommit() as connection:
+        persistence = await connection.scalar(
+            sa.text(
+                "SELECT relpersistence::text FROM pg_class WHERE relname = 'rate_limit_counters'"
+            )
+        )
+    assert persistence == "u"

@@ -147,6 +147,21 @@ async def count_hits(session: Executor, *, buckets: list[str], window_start: int
     return {str(bucket): int(count) for bucket, count in result.all()}
 
 
+@functools.cache
+def _uncount_statement(buckets: int) -> sa.TextClause:
+    names = ", ".join(f":b{i}" for i in range(buckets))
+    return sa.text(
+        "UPDATE rate_limit_counters SET count = count - 1"
+        f" WHERE window_start = :window AND bucket IN ({names}) AND count > 0"
+    )
+
+
+async def uncount_hits(session: Executor, *, buckets: list[str], window_start: int) -> None:
+    """Take back what count_hits added, for a turn that was refused."""
+    params: dict[str, object] = {f"b{i}": bucket for i, bucket in enumerate(buckets)}
+    await session.execute(_uncount_statement(len(buckets)), {**params, "window": window_start})
+
+
 async def forget_old_counters(session: AsyncSession, *, before: int) -> int:
     result = await session.execute(
         sa.delete(RateLimitCounter).where(col(RateLimitCounter.window_start) < before)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -59,9 +60,11 @@ def _verify(request: Request) -> ProxyIdentity:
         raise Unauthorized(exc.code, exc.message) from exc
 
 
-def _database(session: Executor) -> str:
+def _database(session: Executor) -> Hashable:
+    """Which database a cache entry came from (the tests run several side by side). The URL
+    itself, not its text: rendering it took longer than the cached read (bench/)."""
     bind = session.bind if isinstance(session, AsyncSession) else session.engine
-    return str(getattr(bind, "url", ""))
+    return getattr(bind, "url", None)
 
 
 async def _installed(session: Executor, identity: ProxyIdentity) -> Caller:
@@ -223,11 +226,15 @@ async def post_message(request: Request) -> Response:
     )
     assert session_id is not None
     earlier = None
+    async with state.db.fast_autocommit() as connection:
+        caller = await _installed(connection, identity)
+        await state.limiter.check_turn(
+            connection, request=request, shop=identity.shop, session_id=session_id
+        )
     try:
         # One transaction: the conversation (on a first message), the shopper's message and
         # the empty reply are saved together, before the model is called.
         async with state.db.fast_transaction() as session:
-            caller = await _installed(session, identity)
             turn = await repo.open_turn(
                 session,
                 shop_id=caller.shop_id,
@@ -253,13 +260,6 @@ async def post_message(request: Request) -> Response:
                 model_request = await _reply_request(
                     state, session, caller, reply, first=user if turn.created else None
                 )
-            # Counted last: the shop's and the address's counters are rows every turn of the
-            # shop updates, locked until the commit, so they are held for one round trip
-            # rather than the whole turn (first, they capped a shop at ~400 turns/s; bench/).
-            # A refused turn rolls back with everything else and is not counted.
-            await state.limiter.check_turn(
-                session, request=request, shop=identity.shop, session_id=session_id
-            )
     except IntegrityError:
         # A racing request won: the same client_message_id (a retry), or another turn.
         async with state.db.session() as session:
