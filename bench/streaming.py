@@ -72,6 +72,10 @@ def _direct() -> tuple[str, bytes]:
     ).encode()
 
 
+def _relayed() -> tuple[str, bytes]:
+    return "/relay", json.dumps({"message": "Tell me about shipping"}).encode()
+
+
 def _proxied() -> tuple[str, bytes]:
     body = json.dumps({"session_id": str(uuid.uuid4()), "message": "Tell me about shipping"})
     return f"/proxy/messages?{signed_query(SHOP)}", body.encode()
@@ -107,43 +111,66 @@ def _peak_open(results: list[Result]) -> int:
     return peak
 
 
-def _level(model: Server, ours: Server, streams: int, stagger: float) -> dict[str, object]:
-    """One load level: the fake model alone, then the same load through the service."""
-    direct = _summary(uvloop.run(_many(model.url, _direct, streams, stagger)))
-    idle = ours.rss_kib()
+def _through(server: Server, path_of: object, streams: int, stagger: float) -> dict[str, object]:
+    """One load through a server: what its clients saw, its memory and its CPU per event."""
+    idle = server.rss_kib()
     peak = [idle]
 
     async def sample() -> None:
         while True:
-            peak.append(ours.rss_kib())
+            peak.append(server.rss_kib())
             await asyncio.sleep(0.2)
 
-    async def proxied_run() -> list[Result]:
+    async def load() -> list[Result]:
         sampler = asyncio.create_task(sample())
         try:
-            return await _many(ours.url, _proxied, streams, stagger)
+            return await _many(server.url, path_of, streams, stagger)
         finally:
             sampler.cancel()
 
-    cpu_before = ours.cpu_seconds()
-    results = uvloop.run(proxied_run())
-    cpu = ours.cpu_seconds() - cpu_before
-    proxied = _summary(results)
+    cpu_before = server.cpu_seconds()
+    results = uvloop.run(load())
+    cpu = server.cpu_seconds() - cpu_before
     events = sum(len(r.arrivals) for r in results)  # deltas: a token, or a few under load
     open_at_peak = _peak_open(results)
-    added_ttft = proxied["ttft_p50"] - direct["ttft_p50"]
-    added_gap = proxied["gap_p99"] - direct["gap_p99"]
     return {
-        "streams": streams,
+        "summary": _summary(results),
         "open_at_peak": open_at_peak,
-        "added_ttft_p50_ms": round(added_ttft, 1),
-        "added_ttft_p99_ms": round(proxied["ttft_p99"] - direct["ttft_p99"], 1),
-        "added_gap_p99_ms": round(added_gap, 1),
         "memory_per_stream_kib": round((max(peak) - idle) / max(1, open_at_peak), 1),
         "worker_cpu_us_per_event": round(cpu / max(1, events) * 1e6, 1),
+    }
+
+
+def _level(
+    model: Server, baseline: Server, ours: Server, streams: int, stagger: float
+) -> dict[str, object]:
+    """One load level: the fake model alone, then the minimal relay, then the service."""
+    direct = _summary(uvloop.run(_many(model.url, _direct, streams, stagger)))
+    relayed = _through(baseline, _relayed, streams, stagger)
+    proxied = _through(ours, _proxied, streams, stagger)
+    mine, floor = proxied["summary"], relayed["summary"]
+    assert isinstance(mine, dict) and isinstance(floor, dict)
+    added_ttft = mine["ttft_p50"] - direct["ttft_p50"]
+    added_gap = mine["gap_p99"] - direct["gap_p99"]
+    return {
+        "streams": streams,
+        "open_at_peak": proxied["open_at_peak"],
+        "added_ttft_p50_ms": round(added_ttft, 1),
+        "added_ttft_p99_ms": round(mine["ttft_p99"] - direct["ttft_p99"], 1),
+        "added_gap_p99_ms": round(added_gap, 1),
+        "memory_per_stream_kib": proxied["memory_per_stream_kib"],
+        "worker_cpu_us_per_event": proxied["worker_cpu_us_per_event"],
+        "baseline_relay": {
+            "added_ttft_p50_ms": round(floor["ttft_p50"] - direct["ttft_p50"], 1),
+            "added_ttft_p99_ms": round(floor["ttft_p99"] - direct["ttft_p99"], 1),
+            "added_gap_p99_ms": round(floor["gap_p99"] - direct["gap_p99"], 1),
+            "worker_cpu_us_per_event": relayed["worker_cpu_us_per_event"],
+        },
         "direct": {k: round(v, 1) for k, v in direct.items()},
-        "through_service": {k: round(v, 1) for k, v in proxied.items()},
+        "through_service": {k: round(v, 1) for k, v in mine.items()},
         "met": added_ttft < 5 and added_gap < 50,
+        "baseline_met": floor["ttft_p50"] - direct["ttft_p50"] < 5
+        and floor["gap_p99"] - direct["gap_p99"] < 50,
     }
 
 
@@ -151,7 +178,9 @@ def run(
     database_url: str, *, levels: tuple[int, ...] = (100, 250, 500, 1000), stagger: float = 0.004
 ) -> dict[str, object]:
     """Each level opens its streams `stagger` apart (250 a second), so that the last level
-    holds 1,000 streams open at once; the smaller ones show where one worker stops keeping up."""
+    holds 1,000 streams open at once; the smaller ones show where one worker stops keeping up.
+    At each level the minimal relay (bench/relay_baseline.py) takes the same load, as the
+    floor of what one worker of this machine can relay."""
     asyncio.run(_setup(database_url))
     model = Server("fake model", {}, module="bench.fake_model")
     ours = Server(
@@ -165,18 +194,25 @@ def run(
             AI_TIMEOUT="60",
         ),
     )
+    baseline = Server(
+        "bench.relay_baseline:app", {"BENCH_MODEL_URL": f"{model.url}/v1/chat/completions"}
+    )
     try:
         uvloop.run(_many(model.url, _direct, 20, 0))  # warm up
+        uvloop.run(_many(baseline.url, _relayed, 20, 0))
         uvloop.run(_many(ours.url, _proxied, 20, 0))
-        figures = [_level(model, ours, streams, stagger) for streams in levels]
+        figures = [_level(model, baseline, ours, streams, stagger) for streams in levels]
     finally:
         ours.stop()
+        baseline.stop()
         model.stop()
     top = figures[-1]
     within = [streams for streams, f in zip(levels, figures, strict=True) if f["met"]]
+    floor = [streams for streams, f in zip(levels, figures, strict=True) if f["baseline_met"]]
     return {
-        **{k: v for k, v in top.items() if k != "met"},
+        **{k: v for k, v in top.items() if k not in ("met", "baseline_met")},
         "most_streams_within_target": max(within) if within else 0,
+        "baseline_most_streams_within_target": max(floor) if floor else 0,
         "levels": figures,
         "target": "added TTFT p50 < 5 ms, added inter-token p99 < 50 ms",
         "met": top["met"],
