@@ -110,6 +110,14 @@ class Database:
             return self.fast.connection(transaction=True)
         return self.transaction()
 
+    def fast_writes(self) -> AbstractAsyncContextManager[Executor]:
+        """For writes that are each one statement on PostgreSQL (a shopper's turn): there,
+        every statement commits on its own, sparing the BEGIN and COMMIT round trips; on
+        SQLite, where the same write takes several statements, one transaction."""
+        if self.fast is not None:
+            return self.fast.connection(transaction=False)
+        return self.transaction()
+
     def fast_autocommit(self) -> AbstractAsyncContextManager[Executor]:
         """As autocommit(), on asyncpg itself on PostgreSQL."""
         if self.fast is not None:

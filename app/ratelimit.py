@@ -44,12 +44,13 @@ class RateLimiter:
     ) -> None:
         """Count one new turn; 429 with Retry-After when any of its three limits is passed.
 
-        Run on its own, before the turn's transaction, on an autocommit connection: every turn
-        of a shop counts into the same shop and address rows, and inside the turn's
-        transaction those rows stayed locked until its commit, so a shop's turns queued
-        behind one another (bench/). Each count is atomic, so exactly `limit` turns of a
-        window pass, however many workers race. A refused turn is taken back out of every
-        bucket, so it does not use up the shop's or another bucket's budget.
+        On PostgreSQL the count is a statement of its own that commits at once, before the
+        turn is saved: every turn of a shop counts into the same shop and address rows, and
+        inside the turn's transaction those rows stayed locked until the turn's commit, so a
+        shop's turns queued behind one another (bench/). Each count is atomic, so exactly
+        `limit` turns of a window pass, however many workers race. A refused turn is taken
+        back out of every bucket, so it does not use up the shop's or another bucket's
+        budget.
         """
         limits = self.limits
         now = time.time()

@@ -28,7 +28,7 @@ async def _turn(
     client_message_id: str | None = None,
     customer_id: str | None = None,
 ) -> OpenedTurn:
-    async with db.fast_transaction() as session:
+    async with db.fast_writes() as session:
         return await repo.open_turn(
             session,
             shop_id=shop_id,
@@ -106,8 +106,11 @@ async def test_no_message_goes_into_an_ended_conversation(db: Database) -> None:
     async with db.session() as session:
         await repo.stop_conversation_replies(session, conversation_id=first.conversation.id)
         await repo.end_conversation(session, conversation_id=first.conversation.id)
+    async with db.autocommit() as connection:
+        ended = await repo.get_conversation(connection, shop_id=shop_id, session_id=session_id)
     later = await _turn(db, shop_id, session_id)
     assert later.conversation.status == "ended" and later.user is None and later.reply is None
+    assert later.conversation.last_activity_at == ended.last_activity_at, "left as it was"
     assert len(await _stored(db, first.conversation.id)) == 2
 
 

@@ -32,17 +32,19 @@ _CONVERSATION = sa.select(conversations).where(
     conversations.c.shop_id == sa.bindparam("shop_id"),
     conversations.c.session_id == sa.bindparam("session_id"),
 )
-# A shopper's message opens the conversation: created, or reopened (unless ended), touched,
-# and claimed by a customer who logged in: one statement, whichever it is. A row whose
-# created_at is this call's timestamp was inserted by it.
+# A shopper's message opens the conversation: created, or reopened (an abandoned one),
+# touched, and claimed by a customer who logged in: one statement, whichever it is. One the
+# shopper may not write to (ended, or another customer's) is left as it is, and no row comes
+# back. A row whose created_at is this call's timestamp was inserted by it.
 _OPEN_CONVERSATION_SQL = (
     "INSERT INTO conversations (public_id, shop_id, session_id, customer_id, status,"
     " created_at, last_activity_at)"
     " VALUES (:public_id, :shop_id, :session_id, :customer_id, 'active', :now, :now)"
     " ON CONFLICT (shop_id, session_id) DO UPDATE SET"
-    " last_activity_at = excluded.last_activity_at,"
-    " status = CASE WHEN conversations.status = 'ended' THEN 'ended' ELSE 'active' END,"
+    " last_activity_at = excluded.last_activity_at, status = 'active',"
     " customer_id = COALESCE(conversations.customer_id, excluded.customer_id)"
+    " WHERE conversations.status <> 'ended' AND (conversations.customer_id IS NULL"
+    " OR conversations.customer_id = excluded.customer_id)"
     " RETURNING id, public_id, shop_id, session_id, customer_id, status, created_at,"
     " last_activity_at, ended_at"
 )
@@ -89,25 +91,23 @@ _NEW_REPLY = sa.text(
     sa.bindparam("reply_at", type_=messages.c.created_at.type),
     sa.bindparam("now", type_=messages.c.created_at.type),
 )
-# On PostgreSQL a whole turn is one statement (a round trip is most of a statement's cost):
-# the conversation opened as _OPEN_CONVERSATION does; the shopper's message, unless its
-# client_message_id already has one; and the empty reply; both only if the shopper may write
-# to this conversation (not ended, not another customer's). SQLite runs the same steps one
-# statement at a time (open_turn).
+# On PostgreSQL a whole turn is one statement, so it needs no transaction around it (a round
+# trip is most of a statement's cost): the conversation opened as _OPEN_CONVERSATION does;
+# the shopper's message, unless its client_message_id already has one; and the empty reply.
+# No row comes back when the shopper may not write to the conversation. SQLite runs the same
+# steps one statement at a time, in a transaction (open_turn).
 _OPEN_TURN = (
     sa.text(
         "WITH c AS (" + _OPEN_CONVERSATION_SQL + "),"
-        " usable AS (SELECT id FROM c WHERE status <> 'ended'"
-        " AND (customer_id IS NULL OR customer_id = :customer_id)),"
         " u AS (INSERT INTO messages (public_id, conversation_id, role, content, status,"
         " client_message_id, created_at, updated_at)"
-        " SELECT :user_public_id, usable.id, 'user', :content, 'complete', :client_message_id,"
-        " :now, :now FROM usable"
+        " SELECT :user_public_id, c.id, 'user', :content, 'complete', :client_message_id,"
+        " :now, :now FROM c"
         " ON CONFLICT (conversation_id, client_message_id) DO NOTHING RETURNING id),"
         " r AS (INSERT INTO messages (public_id, conversation_id, role, content, status,"
         " reply_to_id, created_at, updated_at)"
-        " SELECT :reply_public_id, usable.id, 'assistant', '', 'streaming', u.id,"
-        " :reply_at, :now FROM usable, u RETURNING id)"
+        " SELECT :reply_public_id, c.id, 'assistant', '', 'streaming', u.id,"
+        " :reply_at, :now FROM c, u RETURNING id)"
         " SELECT c.*, u.id AS user_id, r.id AS reply_id FROM c"
         " LEFT JOIN u ON true LEFT JOIN r ON true"
     )
@@ -181,21 +181,23 @@ async def open_conversation(
     The caller still checks it may use it (an ended one, or another customer's) and rolls back
     when it may not. Returns the conversation and whether this call created it.
     """
-    now = utcnow()
-    row = (
-        await session.execute(
-            _OPEN_CONVERSATION,
-            {
-                "public_id": new_public_id(),
-                "shop_id": shop_id,
-                "session_id": session_id,
-                "customer_id": customer_id,
-                "now": now,
-            },
-        )
-    ).one()
-    conversation = cast(Conversation, row)
-    return conversation, aware(row.created_at) == now
+    while True:
+        now = utcnow()
+        params = {
+            "public_id": new_public_id(),
+            "shop_id": shop_id,
+            "session_id": session_id,
+            "customer_id": customer_id,
+            "now": now,
+        }
+        row = (await session.execute(_OPEN_CONVERSATION, params)).first()
+        if row is not None:
+            return cast(Conversation, row), aware(row.created_at) == now
+        # One the shopper may not write to, left as it was; read it to say why. (Deleted by
+        # the merchant in between, it is opened afresh.)
+        found = await get_conversation(session, shop_id=shop_id, session_id=session_id)
+        if found is not None:
+            return found, False
 
 
 async def end_conversation(session: Executor, *, conversation_id: int) -> None:
@@ -259,10 +261,25 @@ async def open_turn(
         "reply_at": now + timedelta(microseconds=1),
     }
     if is_postgres(session):
-        row = (await session.execute(_OPEN_TURN, params)).one()
+        row = (await session.execute(_OPEN_TURN, params)).first()
+        if row is None:  # the shopper may not write to it: read it to say why
+            refused = await get_conversation(session, shop_id=shop_id, session_id=session_id)
+            if refused is None:  # deleted by the merchant in between: opened afresh
+                return await open_turn(
+                    session,
+                    shop_id=shop_id,
+                    session_id=session_id,
+                    customer_id=customer_id,
+                    content=content,
+                    client_message_id=client_message_id,
+                )
+            return OpenedTurn(refused, False, None, None)
         conversation, user_id, reply_id = cast(Conversation, row), row.user_id, row.reply_id
+        created = aware(conversation.created_at) == now
     else:
-        conversation = cast(Conversation, (await session.execute(_OPEN_CONVERSATION, params)).one())
+        conversation, created = await open_conversation(
+            session, shop_id=shop_id, session_id=session_id, customer_id=customer_id
+        )
         user_id = reply_id = None
         if conversation.status != "ended" and conversation.customer_id in (None, customer_id):
             inserted = (
@@ -278,7 +295,6 @@ async def open_turn(
                         {**params, "conversation_id": conversation.id, "user_id": user_id},
                     )
                 ).one()[0]
-    created = aware(conversation.created_at) == now
     if user_id is None or reply_id is None or conversation.id is None:
         return OpenedTurn(conversation, created, None, None)
     user = MessageRow(

@@ -226,15 +226,14 @@ async def post_message(request: Request) -> Response:
     )
     assert session_id is not None
     earlier = None
-    async with state.db.fast_autocommit() as connection:
-        caller = await _installed(connection, identity)
-        await state.limiter.check_turn(
-            connection, request=request, shop=identity.shop, session_id=session_id
-        )
     try:
-        # One transaction: the conversation (on a first message), the shopper's message and
-        # the empty reply are saved together, before the model is called.
-        async with state.db.fast_transaction() as session:
+        # The conversation (on a first message), the shopper's message and the empty reply
+        # are saved together, before the model is called: one statement on PostgreSQL.
+        async with state.db.fast_writes() as session:
+            caller = await _installed(session, identity)
+            await state.limiter.check_turn(
+                session, request=request, shop=identity.shop, session_id=session_id
+            )
             turn = await repo.open_turn(
                 session,
                 shop_id=caller.shop_id,
