@@ -103,25 +103,18 @@ class Database:
         async with self.engine.connect() as connection:
             yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
-    def fast_transaction(self) -> AbstractAsyncContextManager[Executor]:
-        """The storefront turn's transaction: on PostgreSQL, run on asyncpg itself
-        (app/pgfast.py); the same statements and errors either way."""
-        if self.fast is not None:
-            return self.fast.connection(transaction=True)
-        return self.transaction()
-
     def fast_writes(self) -> AbstractAsyncContextManager[Executor]:
         """For writes that are each one statement on PostgreSQL (a shopper's turn): there,
         every statement commits on its own, sparing the BEGIN and COMMIT round trips; on
         SQLite, where the same write takes several statements, one transaction."""
         if self.fast is not None:
-            return self.fast.connection(transaction=False)
+            return self.fast.connection()
         return self.transaction()
 
     def fast_autocommit(self) -> AbstractAsyncContextManager[Executor]:
         """As autocommit(), on asyncpg itself on PostgreSQL."""
         if self.fast is not None:
-            return self.fast.connection(transaction=False)
+            return self.fast.connection()
         return self.autocommit()
 
     async def dispose(self) -> None:

@@ -1,12 +1,13 @@
 """The storefront's hot statements on PostgreSQL, run on the pooled connection's asyncpg.
 
 Profiled in bench/ (turn throughput): SQLAlchemy's execution machinery cost more CPU than
-asyncpg itself, about 0.15 ms a statement, and a turn runs five. So on PostgreSQL a turn's
-transaction and its final write run the *same* prebuilt statements of app/repo, compiled once
-by SQLAlchemy for PostgreSQL, straight on the asyncpg connection that SQLAlchemy's pool lends
-us. Nothing is written twice: the repo functions take a FastConnection wherever they take an
-AsyncConnection, and the errors come out as the SQLAlchemy errors the rest of the app handles
-(IntegrityError for a lost race, a 503 for a lost database, which also drops the pool).
+asyncpg itself, about 0.15 ms a statement. So on PostgreSQL a turn's writes (each one
+statement, committing on its own), its final write and the storefront's reads run the *same*
+prebuilt statements of app/repo, compiled once by SQLAlchemy for PostgreSQL, straight on the
+asyncpg connection that SQLAlchemy's pool lends us. Nothing is written twice: the repo
+functions take a FastConnection wherever they take an AsyncConnection, and the errors come
+out as the SQLAlchemy errors the rest of the app handles (IntegrityError for a lost race, a
+503 for a lost database, which also drops the pool).
 SQLite keeps SQLAlchemy all the way.
 """
 
@@ -20,7 +21,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from asyncpg.transaction import Transaction
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -181,21 +181,6 @@ class FastConnection:
             return sa_exc.DBAPIError(sql, None, error)
         return error
 
-    async def begin(self) -> Transaction:
-        try:
-            # Even making the transaction object fails on a connection the server has closed.
-            transaction = self.driver.transaction()
-            await transaction.start()
-        except Exception as exc:
-            raise self.translate(exc, "BEGIN") from exc
-        return transaction
-
-    async def guarded(self, step: Any, sql: str) -> None:
-        try:
-            await step
-        except Exception as exc:
-            raise self.translate(exc, sql) from exc
-
 
 class FastPool:
     """Connections of SQLAlchemy's pool, kept checked out between uses.
@@ -242,29 +227,20 @@ class FastPool:
             await held.connection.invalidate()
 
     @asynccontextmanager
-    async def connection(self, *, transaction: bool) -> AsyncIterator[FastConnection]:
-        """A connection's asyncpg, in a transaction or not; a lost one drops the pool."""
+    async def connection(self) -> AsyncIterator[FastConnection]:
+        """A connection's asyncpg, each statement committing on its own; a lost one drops
+        the pool."""
         held = await self._take()
         fast = FastConnection(held.driver, held.connection.dialect, self.engine)
         clean = False
         try:
-            if not transaction:
-                yield fast
-                clean = True
-                return
-            tx = await fast.begin()
-            try:
-                yield fast
-            except BaseException:
-                if not fast.lost and not fast.driver.is_closed():
-                    try:
-                        await tx.rollback()
-                        clean = True
-                    except Exception as exc:
-                        fast.translate(exc, "ROLLBACK")  # marks it lost if it is
-                raise
-            await fast.guarded(tx.commit(), "COMMIT")
+            yield fast
             clean = True
+        except Exception:
+            # The database's refusal or the route's error leaves the connection ready for
+            # the next use; a cancellation may have left a query half-way, and does not.
+            clean = True
+            raise
         finally:
             if fast.lost:
                 await self._lost(held)

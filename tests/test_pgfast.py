@@ -38,15 +38,19 @@ async def test_a_turn_saved_on_asyncpg_reads_back_the_same_through_sqlalchemy(pg
     try:
         shop_id = await _shop_id(db)
         session_id = new_id()
-        async with db.fast_transaction() as fast:
+        async with db.fast_writes() as fast:
             assert isinstance(fast, FastConnection)
-            conversation, created = await repo.open_conversation(
-                fast, shop_id=shop_id, session_id=session_id, customer_id=None
+            turn = await repo.open_turn(
+                fast,
+                shop_id=shop_id,
+                session_id=session_id,
+                customer_id=None,
+                content="hé there",
+                client_message_id=None,
             )
-            assert created and conversation.id is not None
-            user, reply = await repo.add_turn(
-                fast, conversation_id=conversation.id, content="hé there", client_message_id=None
-            )
+        conversation, user, reply = turn.conversation, turn.user, turn.reply
+        assert turn.created and conversation.id is not None
+        assert user is not None and reply is not None
         again, created = await _open(db, shop_id, session_id)
         assert not created and again.id == conversation.id
         async with db.autocommit() as connection:
@@ -76,26 +80,38 @@ async def _open(db: Database, shop_id: int, session_id: str):  # type: ignore[no
         )
 
 
-async def test_a_lost_race_is_an_integrity_error_and_nothing_is_kept(pg: str) -> None:
+async def test_a_lost_race_is_an_integrity_error_and_nothing_of_it_is_kept(pg: str) -> None:
     db = Database(pg)
     try:
         shop_id = await _shop_id(db)
-        conversation, _ = await _open(db, shop_id, new_id())
-        assert conversation.id is not None
+        session_id = new_id()
+
+        async def turn(content: str) -> repo.OpenedTurn:
+            async with db.fast_writes() as fast:
+                return await repo.open_turn(
+                    fast,
+                    shop_id=shop_id,
+                    session_id=session_id,
+                    customer_id=None,
+                    content=content,
+                    client_message_id=None,
+                )
+
+        first = await turn("one")
+        assert first.conversation.id is not None
+        # A second streaming reply in one conversation breaks a unique index: the statement
+        # fails whole, and not even the shopper's message of it is kept.
         with pytest.raises(sa_exc.IntegrityError):
-            async with db.fast_transaction() as fast:
-                await repo.add_turn(
-                    fast, conversation_id=conversation.id, content="one", client_message_id=None
-                )
-                # A second streaming reply in one conversation breaks a unique index.
-                await repo.add_turn(
-                    fast, conversation_id=conversation.id, content="two", client_message_id=None
-                )
+            await turn("two")
         async with db.autocommit() as connection:
-            count = await connection.scalar(
-                sa.select(sa.func.count()).where(messages.c.conversation_id == conversation.id)
-            )
-        assert count == 0, "the whole transaction was rolled back"
+            contents = (
+                await connection.execute(
+                    sa.select(messages.c.content)
+                    .where(messages.c.conversation_id == first.conversation.id)
+                    .order_by(messages.c.id)
+                )
+            ).scalars()
+            assert list(contents) == ["one", ""]
     finally:
         await db.dispose()
 
@@ -132,7 +148,7 @@ async def test_a_connection_lost_mid_transaction_is_a_503_error_and_drops_the_po
         shop_id = await _shop_id(db)
         pool_before = db.engine.sync_engine.pool
         with pytest.raises(sa_exc.OperationalError) as raised:
-            async with db.fast_transaction() as fast:
+            async with db.fast_writes() as fast:
                 assert isinstance(fast, FastConnection)
                 pid = fast.driver.get_server_pid()
                 admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
@@ -167,7 +183,8 @@ async def test_a_pooled_connection_the_server_closed_is_a_503_error_at_begin(pg:
             await admin.close()
         await asyncio.sleep(0.2)
         with pytest.raises(sa_exc.OperationalError) as raised:
-            async with db.fast_transaction():
+            async with db.fast_writes() as fast:
+                await fast.execute(sa.select(messages.c.id).where(messages.c.id == -1))
                 pass
         assert raised.value.connection_invalidated, "the API answers it with a 503"
         _, created = await _open(db, shop_id, new_id())
@@ -176,8 +193,8 @@ async def test_a_pooled_connection_the_server_closed_is_a_503_error_at_begin(pg:
         await db.dispose()
 
 
-async def _pid(db: Database, *, transaction: bool = False) -> int:
-    async with db.fast_transaction() if transaction else db.fast_autocommit() as fast:
+async def _pid(db: Database) -> int:
+    async with db.fast_autocommit() as fast:
         assert isinstance(fast, FastConnection)
         return fast.driver.get_server_pid()
 
@@ -198,9 +215,9 @@ async def test_connections_are_reused_without_going_back_through_sqlalchemys_poo
     db = Database(pg)
     try:
         pool = db.engine.sync_engine.pool
-        first = await _pid(db, transaction=True)
+        first = await _pid(db)
         assert pool.checkedout() == 1, "kept out of SQLAlchemy's pool, idle, for the next use"
-        assert await _pid(db) == first and await _pid(db, transaction=True) == first
+        assert await _pid(db) == first and await _pid(db) == first
         assert pool.checkedout() == 1
 
         # Used by two at once: two connections, both kept afterwards.
@@ -210,12 +227,21 @@ async def test_connections_are_reused_without_going_back_through_sqlalchemys_poo
         assert first in both and len(both) == 2
         assert pool.checkedout() == 2
 
-        # A block that failed and was rolled back leaves a clean connection: kept.
+        # A block whose route failed leaves the connection ready for the next use: kept.
         with pytest.raises(RuntimeError):
-            async with db.fast_transaction() as fast:
+            async with db.fast_writes() as fast:
                 assert isinstance(fast, FastConnection)
                 await fast.execute(sa.select(messages.c.id).where(messages.c.id == -1))
                 raise RuntimeError("the route failed")
+        assert pool.checkedout() == 2
+
+        # A cancelled one may have stopped a query half-way: back to SQLAlchemy's pool.
+        with pytest.raises(asyncio.CancelledError):
+            async with db.fast_writes() as fast:
+                raise asyncio.CancelledError
+        assert pool.checkedout() == 1
+        async with db.fast_autocommit(), db.fast_autocommit():
+            pass
         assert pool.checkedout() == 2
 
         # One left inside a transaction is neither kept nor given back to SQLAlchemy's pool
@@ -260,7 +286,7 @@ async def test_a_lost_connection_drops_the_idle_ones_too(pg: str) -> None:
             assert isinstance(one, FastConnection) and isinstance(two, FastConnection)
             idle = {one.driver.get_server_pid(), two.driver.get_server_pid()}
         with pytest.raises(sa_exc.OperationalError):
-            async with db.fast_transaction() as fast:
+            async with db.fast_writes() as fast:
                 assert isinstance(fast, FastConnection)
                 admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
                 try:

@@ -213,15 +213,16 @@ async def test_replies_of_a_dead_worker_end_as_errors(start_server, db: Database
     async with db.session() as session:
         installed = await repo.get_shop(session, domain=shop)
         assert installed is not None and installed.id is not None
-        conversation, _ = await repo.open_conversation(
-            session, shop_id=installed.id, session_id=session_id, customer_id=None
+        turn = await repo.open_turn(
+            session,
+            shop_id=installed.id,
+            session_id=session_id,
+            customer_id=None,
+            content="hello?",
+            client_message_id=None,
         )
-    assert conversation is not None and conversation.id is not None
-    async with db.session() as session:
-        _user, reply = await repo.add_turn(
-            session, conversation_id=conversation.id, content="hello?", client_message_id=None
-        )
-        reply_id = reply.id
+    assert turn.reply is not None
+    reply_id = turn.reply.id
     async with db.session() as session:
         await session.execute(
             sa.update(Message)

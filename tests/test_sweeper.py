@@ -42,14 +42,16 @@ async def _conversation(
     """A conversation with one turn; reply None leaves the reply streaming."""
     shop_id = await _shop_id(db, shop)
     async with db.session() as session:
-        conversation, _ = await repo.open_conversation(
-            session, shop_id=shop_id, session_id=new_id(), customer_id=customer_id
+        turn = await repo.open_turn(
+            session,
+            shop_id=shop_id,
+            session_id=new_id(),
+            customer_id=customer_id,
+            content="Hi?",
+            client_message_id=None,
         )
-        assert conversation is not None and conversation.id is not None
-        _, assistant = await repo.add_turn(
-            session, conversation_id=conversation.id, content="Hi?", client_message_id=None
-        )
-        assert assistant.id is not None
+        conversation, assistant = turn.conversation, turn.reply
+        assert conversation.id is not None and assistant is not None
         if reply is not None:
             await repo.finish_reply(
                 session,

@@ -58,7 +58,6 @@ _CONVERSATION_PARAMS = (
 _OPEN_CONVERSATION = (
     sa.text(_OPEN_CONVERSATION_SQL).bindparams(*_CONVERSATION_PARAMS).columns(*conversations.c)
 )
-_NEW_MESSAGE = sa.insert(messages).returning(*messages.c)
 _USER_MESSAGE_PARAMS = (
     sa.bindparam("user_public_id", type_=messages.c.public_id.type),
     sa.bindparam("content", type_=messages.c.content.type),
@@ -329,54 +328,6 @@ async def open_turn(
 
 
 # ---- messages --------------------------------------------------------------------------
-
-
-async def add_turn(
-    session: Executor,
-    *,
-    conversation_id: int,
-    content: str,
-    client_message_id: str | None,
-) -> tuple[Message, Message]:
-    """The shopper's message and an empty streaming reply; the caller commits both at once."""
-    now = utcnow()
-    common = {
-        "conversation_id": conversation_id,
-        "finish_reason": None,
-        "error_code": None,
-        "updated_at": now,
-    }
-    user = (
-        await session.execute(
-            _NEW_MESSAGE,
-            {
-                **common,
-                "public_id": new_public_id(),
-                "role": "user",
-                "content": content,
-                "status": "complete",
-                "client_message_id": client_message_id,
-                "reply_to_id": None,
-                "created_at": now,
-            },
-        )
-    ).one()
-    reply = (
-        await session.execute(
-            _NEW_MESSAGE,
-            {
-                **common,
-                "public_id": new_public_id(),
-                "role": "assistant",
-                "content": "",
-                "status": "streaming",
-                "client_message_id": None,
-                "reply_to_id": user.id,
-                "created_at": now + timedelta(microseconds=1),
-            },
-        )
-    ).one()
-    return cast(Message, user), cast(Message, reply)
 
 
 async def find_turn(
