@@ -30,6 +30,7 @@ lint: $(INSTALLED)
 
 test: $(INSTALLED) $(NODE_INSTALLED) lint
 	scripts/ensure-postgres
+	scripts/ensure-redis
 	scripts/ensure-chromium
 	APP_ENV=development $(VENV)/bin/pytest
 

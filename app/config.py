@@ -66,6 +66,7 @@ class Settings:
     rate_limit_ip: int = 60
     rate_limit_shop: int = 1200
     proxy_hops: int = 1
+    redis_url: str = ""
     log_level: str = "info"
     log_format: str = "json"
 
@@ -151,6 +152,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_ip=int(_float(env, "RATE_LIMIT_IP", 60)),
         rate_limit_shop=int(_float(env, "RATE_LIMIT_SHOP", 1200)),
         proxy_hops=int(_float(env, "PROXY_HOPS", 1)),
+        redis_url=env.get("REDIS_URL", ""),
         log_level=env.get("LOG_LEVEL", "info"),
         log_format=env.get("LOG_FORMAT") or ("text" if app_env == "development" else "json"),
     )

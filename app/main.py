@@ -37,15 +37,20 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready: the database answers too."""
+    """Ready: the database answers too. Redis is reported but not required: while it is
+    away, the database counts the rate limits."""
+    state = request.app.state.chat
+    checks = {"database": "ok"}
+    redis = await state.limiter.redis_reachable()
+    if redis is not None:
+        checks["redis"] = "ok" if redis else "unreachable"
     try:
-        async with request.app.state.chat.db.session() as session:
+        async with state.db.session() as session:
             await session.execute(sa.text("SELECT 1"))
     except Exception:
-        return JSONResponse(
-            {"status": "unavailable", "checks": {"database": "unreachable"}}, status_code=503
-        )
-    return JSONResponse({"status": "ready", "checks": {"database": "ok"}})
+        checks["database"] = "unreachable"
+        return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
+    return JSONResponse({"status": "ready", "checks": checks})
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -77,6 +82,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             abandon_after_minutes=settings.abandon_after_minutes,
             interval=settings.sweep_interval,
         )
+        limiter = RateLimiter(
+            Limits(
+                per_session=settings.rate_limit_session,
+                per_ip=settings.rate_limit_ip,
+                per_shop=settings.rate_limit_shop,
+                proxy_hops=settings.proxy_hops,
+            ),
+            redis_url=settings.redis_url,
+        )
         app.state.chat = AppState(
             settings=settings,
             db=db,
@@ -86,14 +100,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             offline=OfflineProvider(word_delay=settings.offline_word_delay),
             sweeper=sweeper,
             tokens=tokens,
-            limiter=RateLimiter(
-                Limits(
-                    per_session=settings.rate_limit_session,
-                    per_ip=settings.rate_limit_ip,
-                    per_shop=settings.rate_limit_shop,
-                    proxy_hops=settings.proxy_hops,
-                ),
-            ),
+            limiter=limiter,
         )
         if settings.development:
             try:
@@ -109,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await replies.close()
             await provider.aclose()
             await shopify.aclose()
+            await limiter.aclose()
             await db.dispose()
 
     routes: list[BaseRoute] = [

@@ -1,16 +1,43 @@
-"""Rate limits per session, shopper IP and shop, counted in the database so every worker agrees."""
+"""Rate limits per session, shopper IP and shop, counted where every worker sees the same count:
+in Redis where it is configured, otherwise (and while Redis cannot be reached) in the database."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from app import repo
 from app.errors import ApiError
 from app.repo.common import Executor
+
+log = logging.getLogger("app.ratelimit")
+
+# All or nothing, atomically: refused (1-based index of the first full bucket) without
+# counting, or counted in every bucket. KEYS: the buckets' counters of this window;
+# ARGV[1]: how long a counter lives (s); ARGV[i + 1]: the limit of KEYS[i].
+_TAKE = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i + 1]) then
+    return i
+  end
+end
+for i = 1, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
+  end
+end
+return 0
+"""
+REDIS_PREFIX = "storefront-chat:rl:"
+# After Redis failed, the database counts for this long before Redis is tried again: a Redis
+# that does not answer would otherwise cost every turn its timeout.
+REDIS_RETRY_AFTER = 5.0
 
 
 @dataclass(frozen=True)
@@ -36,21 +63,40 @@ def shopper_ip(request: Request, hops: int) -> str:
 
 
 class RateLimiter:
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, *, redis_url: str = "") -> None:
         self.limits = limits
+        self.redis: aioredis.Redis | None = None
+        if redis_url:
+            self.redis = aioredis.Redis.from_url(
+                redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+            self._take = self.redis.register_script(_TAKE)
+        self._redis_down_until = 0.0
+
+    async def aclose(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def redis_reachable(self) -> bool | None:
+        """None without Redis; otherwise whether it answers (for /readyz)."""
+        if self.redis is None:
+            return None
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
 
     async def check_turn(
         self, connection: Executor, *, request: Request, shop: str, session_id: str
     ) -> None:
         """Count one new turn; 429 with Retry-After when any of its three limits is passed.
 
-        On PostgreSQL the count is a statement of its own that commits at once, before the
-        turn is saved: every turn of a shop counts into the same shop and address rows, and
-        inside the turn's transaction those rows stayed locked until the turn's commit, so a
-        shop's turns queued behind one another (bench/). Each count is atomic, so exactly
-        `limit` turns of a window pass, however many workers race. A refused turn is taken
-        back out of every bucket, so it does not use up the shop's or another bucket's
-        budget.
+        Each count is atomic, so exactly `limit` turns of a window pass, however many workers
+        race, and a refused turn counts in no bucket: one abusive address cannot spend its
+        shop's budget. In the database, on PostgreSQL, the count is a statement of its own
+        that commits at once, before the turn is saved: every turn of a shop counts into the
+        same shop and address rows, and inside the turn's transaction those rows stayed
+        locked until the turn's commit, so a shop's turns queued behind one another (bench/).
         """
         limits = self.limits
         now = time.time()
@@ -61,16 +107,45 @@ class RateLimiter:
             f"ip:{ip}": limits.per_ip,
             f"shop:{shop}": limits.per_shop,
         }
-        names = list(buckets)
-        counts = await repo.count_hits(connection, buckets=names, window_start=window)
-        over = [bucket for bucket, limit in buckets.items() if counts.get(bucket, 0) > limit]
+        over = await self._over_in_redis(buckets, window)
+        if over is None:
+            over = await self._over_in_database(connection, buckets, window)
         if over:
-            await repo.uncount_hits(connection, buckets=names, window_start=window)
             wait = max(1, math.ceil(window + limits.window - now))
-            kind = over[0].split(":", 1)[0]
+            kind = over.split(":", 1)[0]
             raise ApiError(
                 "rate_limited",
                 f"Too many messages from this {kind}; try again in {wait} seconds.",
                 status_code=429,
                 headers={"Retry-After": str(wait)},
             )
+
+    async def _over_in_redis(self, buckets: dict[str, int], window: int) -> str | None:
+        """The bucket that is full ("" if none), or None when Redis is not there to ask."""
+        if self.redis is None or time.monotonic() < self._redis_down_until:
+            return None
+        keys = [f"{REDIS_PREFIX}{bucket}:{window}" for bucket in buckets]
+        try:
+            full = int(
+                await self._take(keys=keys, args=[self.limits.window * 2, *buckets.values()])
+            )
+        except (RedisError, OSError) as exc:
+            self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
+            log.warning(
+                "Redis cannot count rate limits (%s); the database counts them for %.0f s",
+                type(exc).__name__,
+                REDIS_RETRY_AFTER,
+            )
+            return None
+        return list(buckets)[full - 1] if full else ""
+
+    @staticmethod
+    async def _over_in_database(connection: Executor, buckets: dict[str, int], window: int) -> str:
+        names = list(buckets)
+        counts = await repo.count_hits(connection, buckets=names, window_start=window)
+        over = [bucket for bucket, limit in buckets.items() if counts.get(bucket, 0) > limit]
+        if not over:
+            return ""
+        # Taken back out of every bucket, so that the refused turn counts in none.
+        await repo.uncount_hits(connection, buckets=names, window_start=window)
+        return over[0]

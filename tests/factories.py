@@ -91,6 +91,13 @@ async def make_shop(
     return domain
 
 
+async def shop_id_of(db: Database, domain: str) -> int:
+    async with db.autocommit() as connection:
+        shop = await repo.get_shop(connection, domain=domain)
+    assert shop is not None and shop.id is not None
+    return shop.id
+
+
 @dataclass
 class Event:
     event: str

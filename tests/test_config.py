@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,32 @@ def test_the_asgi_app_refuses_to_start_with_a_placeholder_secret() -> None:
     )
     assert result.returncode != 0
     assert "SHOPIFY_API_SECRET" in result.stderr
+
+
+class _Recording(dict[str, str]):
+    """An environment that remembers every name asked of it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: object = None):  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+
+def test_every_setting_read_from_the_environment_is_documented() -> None:
+    env = _Recording({"APP_ENV": "development"})
+    load_settings(env)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert len(env.asked) > 20, "the settings were read through this environment"
+    undocumented = sorted(name for name in env.asked if f"`{name}`" not in readme)
+    assert not undocumented, f"not in the README's configuration table: {undocumented}"

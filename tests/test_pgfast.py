@@ -15,7 +15,7 @@ from app.db import Database
 from app.pgfast import FastConnection
 from app.repo.chat import messages
 from tests.conftest import POSTGRES_ADMIN_DSN
-from tests.factories import make_shop, new_id
+from tests.factories import make_shop, new_id, shop_id_of
 
 
 @pytest.fixture
@@ -26,11 +26,7 @@ def pg(database_url: str) -> str:
 
 
 async def _shop_id(db: Database) -> int:
-    domain = await make_shop(db)
-    async with db.autocommit() as connection:
-        shop = await repo.get_shop(connection, domain=domain)
-    assert shop is not None and shop.id is not None
-    return shop.id
+    return await shop_id_of(db, await make_shop(db))
 
 
 async def test_a_turn_saved_on_asyncpg_reads_back_the_same_through_sqlalchemy(pg: str) -> None:

@@ -1,14 +1,43 @@
-"""Rate limits per session, shopper IP and shop: 429 with Retry-After, shared by workers."""
+"""Rate limits per session, shopper IP and shop: 429 with Retry-After, shared by workers,
+counted in the database or in Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import uuid
 
 import pytest
+import redis.asyncio as aioredis
 import sqlalchemy as sa
 
 from app.db import Database
+from app.ratelimit import REDIS_PREFIX
 from tests.factories import ProxyClient, make_shop, messages_of, new_id
+from tests.servers import free_port
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(params=["database", "redis"])
+def counted_in(request: pytest.FixtureRequest) -> str:
+    """Where the counters live: the database, or Redis (the suite's own Redis, as CI's)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def start_limited(start_server, counted_in: str):  # type: ignore[no-untyped-def]
+    def start(**overrides: object):  # type: ignore[no-untyped-def]
+        redis_url = REDIS_URL if counted_in == "redis" else ""
+        return start_server(redis_url=redis_url, **overrides)
+
+    return start
+
+
+def _address() -> str:
+    """A shopper address no other test uses (Redis outlives one test run)."""
+    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
 
 
 async def _send(client: ProxyClient, session_id: str, ip: str) -> int:
@@ -21,12 +50,13 @@ async def _send(client: ProxyClient, session_id: str, ip: str) -> int:
     return response.status_code
 
 
-async def test_session_limit_with_retry_after(start_server, db: Database) -> None:
-    limited = start_server(rate_limit_session=3)
+async def test_session_limit_with_retry_after(start_limited, db: Database) -> None:
+    limited = start_limited(rate_limit_session=3)
     shop = await make_shop(db)
     session_id = new_id()
     async with ProxyClient(limited.url, shop) as client:
-        codes = [await _send(client, session_id, "198.51.100.1") for _ in range(4)]
+        address = _address()
+        codes = [await _send(client, session_id, address) for _ in range(4)]
         assert codes == [200, 200, 200, 429]
         response = await client.http.post(
             client.url("/proxy/messages"), json={"session_id": session_id, "message": "again"}
@@ -36,16 +66,16 @@ async def test_session_limit_with_retry_after(start_server, db: Database) -> Non
         assert body["error"]["code"] == "rate_limited"
         assert "session" in body["error"]["message"]
         assert 1 <= int(response.headers["retry-after"]) <= 60
-        assert await _send(client, new_id(), "198.51.100.1") == 200, "other sessions go on"
+        assert await _send(client, new_id(), address) == 200, "other sessions go on"
     saved = await messages_of(db, shop, session_id)
     assert len([m for m in saved if m.role == "user"]) == 3, "a refused message is not saved"
 
 
-async def test_ip_limit_uses_the_proxys_forwarded_address(start_server, db: Database) -> None:
-    limited = start_server(rate_limit_ip=2)
+async def test_ip_limit_uses_the_proxys_forwarded_address(start_limited, db: Database) -> None:
+    limited = start_limited(rate_limit_ip=2)
     shop = await make_shop(db)
     async with ProxyClient(limited.url, shop) as client:
-        ip = "192.0.2." + str(int(new_id()[:2], 16))
+        ip = _address()
         refused = new_id()
         sessions = [new_id(), new_id(), refused]
         assert [await _send(client, session_id, ip) for session_id in sessions] == [200, 200, 429]
@@ -55,48 +85,89 @@ async def test_ip_limit_uses_the_proxys_forwarded_address(start_server, db: Data
         assert status.json()["status"] == "unknown", "a refused first message opens nothing"
         # A spoofed left-most entry does not buy a fresh budget: the proxy's entry counts.
         assert await _send(client, new_id(), ip) == 429
-        assert await _send(client, new_id(), "192.0.2.250") == 200
+        assert await _send(client, new_id(), _address()) == 200
 
 
-async def test_shop_limit_and_several_workers_share_the_count(start_server, db: Database) -> None:
-    one = start_server(rate_limit_shop=4)
-    two = start_server(rate_limit_shop=4)
+async def test_shop_limit_and_several_workers_share_the_count(start_limited, db: Database) -> None:
+    one = start_limited(rate_limit_shop=4)
+    two = start_limited(rate_limit_shop=4)
     shop = await make_shop(db)
     async with ProxyClient(one.url, shop) as first, ProxyClient(two.url, shop) as second:
         codes = await asyncio.gather(
-            *(
-                _send(client, new_id(), f"203.0.113.{i}")
-                for i, client in enumerate([first, second] * 3)
-            )
+            *(_send(client, new_id(), _address()) for client in [first, second] * 3)
         )
     assert sorted(codes) == [200, 200, 200, 200, 429, 429]
     other = await make_shop(db)
     async with ProxyClient(one.url, other) as client:
-        assert await _send(client, new_id(), "203.0.113.200") == 200, "other shops go on"
+        assert await _send(client, new_id(), _address()) == 200, "other shops go on"
 
 
-async def _counts(db: Database, *prefixes: str) -> dict[str, int]:
+async def _counts(db: Database, counted_in: str, buckets: list[str]) -> list[int]:
+    """The counts of this minute's window (0 for a bucket never counted)."""
+    if counted_in == "redis":
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            found: dict[str, int] = {}
+            for bucket in buckets:
+                async for key in client.scan_iter(match=f"{REDIS_PREFIX}{bucket}:*"):
+                    found[bucket] = found.get(bucket, 0) + int(await client.get(key) or 0)
+                    assert 0 < await client.ttl(key) <= 120, "counters expire"
+        finally:
+            await client.aclose()
+        return [found.get(bucket, 0) for bucket in buckets]
     async with db.autocommit() as connection:
         rows = await connection.execute(sa.text("SELECT bucket, count FROM rate_limit_counters"))
-        return {bucket: count for bucket, count in rows if bucket.startswith(prefixes)}
+        stored = {bucket: count for bucket, count in rows}
+    return [stored.get(bucket, 0) for bucket in buckets]
 
 
-async def test_a_refused_turn_uses_up_no_bucket(start_server, db: Database) -> None:
-    # Refused by its address, the turn is taken back out of its session's and its shop's
-    # counts too: one abusive address cannot spend the whole shop's budget.
-    limited = start_server(rate_limit_ip=2)
+async def test_a_refused_turn_uses_up_no_bucket(
+    start_limited, counted_in: str, db: Database
+) -> None:
+    # Refused by its address, the turn counts neither in its session's nor in its shop's
+    # bucket: one abusive address cannot spend the whole shop's budget.
+    limited = start_limited(rate_limit_ip=2)
     shop = await make_shop(db)
-    ip = "198.51.100." + str(int(new_id()[:2], 16))
+    ip = _address()
     refused_session = new_id()
     async with ProxyClient(limited.url, shop) as client:
         assert await _send(client, new_id(), ip) == 200
         assert await _send(client, new_id(), ip) == 200
         for _ in range(3):
             assert await _send(client, refused_session, ip) == 429
-    counts = await _counts(db, f"shop:{shop}", f"ip:{ip}", f"session:{shop}:{refused_session}")
-    assert counts[f"shop:{shop}"] == 2
-    assert counts[f"ip:{ip}"] == 2
-    assert counts.get(f"session:{shop}:{refused_session}", 0) == 0
+    buckets = [f"shop:{shop}", f"ip:{ip}", f"session:{shop}:{refused_session}"]
+    assert await _counts(db, counted_in, buckets) == [2, 2, 0]
+
+
+async def test_while_redis_is_away_the_database_counts(start_server, db: Database) -> None:
+    # Nothing listens on this port: Redis is configured but cannot be reached.
+    away = start_server(redis_url=f"redis://127.0.0.1:{free_port()}/0", rate_limit_session=2)
+    shop = await make_shop(db)
+    session_id = new_id()
+    warnings: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = warnings.append  # type: ignore[method-assign]
+    logging.getLogger("app.ratelimit").addHandler(handler)
+    try:
+        async with ProxyClient(away.url, shop) as client:
+            codes = [await _send(client, session_id, _address()) for _ in range(3)]
+            ready = await client.http.get("/readyz")
+    finally:
+        logging.getLogger("app.ratelimit").removeHandler(handler)
+    assert codes == [200, 200, 429], "the limits hold, counted in the database"
+    assert await _counts(db, "database", [f"session:{shop}:{session_id}"]) == [2]
+    said = [record.getMessage() for record in warnings]
+    assert len(said) == 1, "said once, not for every turn"
+    assert "the database counts them" in said[0]
+    assert ready.status_code == 200, "ready without Redis"
+    assert ready.json()["checks"] == {"database": "ok", "redis": "unreachable"}
+
+
+async def test_readiness_reports_redis(start_limited, counted_in: str) -> None:
+    server = start_limited()
+    async with ProxyClient(server.url, "unused.myshopify.com") as client:
+        checks = (await client.http.get("/readyz")).json()["checks"]
+    assert checks.get("redis") == ("ok" if counted_in == "redis" else None)
 
 
 async def test_counters_skip_the_write_ahead_log_on_postgres(db: Database) -> None:

@@ -8,15 +8,11 @@ from app import repo
 from app.db import Database
 from app.models import aware
 from app.repo.chat import MessageRow, OpenedTurn, messages
-from tests.factories import make_shop, new_id
+from tests.factories import make_shop, new_id, shop_id_of
 
 
 async def _shop_id(db: Database) -> int:
-    domain = await make_shop(db)
-    async with db.autocommit() as connection:
-        shop = await repo.get_shop(connection, domain=domain)
-    assert shop is not None and shop.id is not None
-    return shop.id
+    return await shop_id_of(db, await make_shop(db))
 
 
 async def _turn(
@@ -47,6 +43,19 @@ async def _stored(db: Database, conversation_id: int) -> list[sa.Row]:  # type: 
             .order_by(messages.c.id)
         )
         return list(result)
+
+
+async def _finish(db: Database, turn: OpenedTurn, content: str) -> None:
+    assert turn.reply is not None
+    async with db.session() as session:
+        await repo.finish_reply(
+            session,
+            message_id=turn.reply.id,
+            content=content,
+            status="complete",
+            finish_reason="stop",
+            error_code=None,
+        )
 
 
 def test_message_rows_have_the_columns_of_the_table() -> None:
@@ -81,15 +90,7 @@ async def test_a_repeated_client_message_id_adds_nothing(db: Database) -> None:
     session_id, client_message_id = new_id(), new_id()
     first = await _turn(db, shop_id, session_id, client_message_id=client_message_id)
     assert first.conversation.id is not None and first.reply is not None
-    async with db.session() as session:
-        await repo.finish_reply(
-            session,
-            message_id=first.reply.id or 0,
-            content="Yes.",
-            status="complete",
-            finish_reason="stop",
-            error_code=None,
-        )
+    await _finish(db, first, "Yes.")
     again = await _turn(db, shop_id, session_id, client_message_id=client_message_id)
     assert not again.created and again.conversation.id == first.conversation.id
     assert again.user is None and again.reply is None
@@ -119,27 +120,11 @@ async def test_no_message_goes_into_another_customers_conversation(db: Database)
     session_id = new_id()
     anonymous = await _turn(db, shop_id, session_id)
     assert anonymous.conversation.id is not None and anonymous.reply is not None
-    async with db.session() as session:
-        await repo.finish_reply(
-            session,
-            message_id=anonymous.reply.id or 0,
-            content="Hi",
-            status="complete",
-            finish_reason="stop",
-            error_code=None,
-        )
+    await _finish(db, anonymous, "Hi")
     claimed = await _turn(db, shop_id, session_id, customer_id="111")
     assert claimed.conversation.customer_id == "111" and claimed.user is not None
     assert claimed.reply is not None
-    async with db.session() as session:
-        await repo.finish_reply(
-            session,
-            message_id=claimed.reply.id or 0,
-            content="Hi again",
-            status="complete",
-            finish_reason="stop",
-            error_code=None,
-        )
+    await _finish(db, claimed, "Hi again")
     for stranger in ("222", None):
         refused = await _turn(db, shop_id, session_id, customer_id=stranger)
         assert refused.conversation.customer_id == "111"

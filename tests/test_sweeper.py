@@ -13,7 +13,7 @@ from app import repo
 from app.db import Database
 from app.models import Conversation, Message, WebhookEvent, utcnow
 from app.sweeper import Sweeper
-from tests.factories import ProxyClient, make_shop, new_id
+from tests.factories import ProxyClient, make_shop, new_id, shop_id_of
 
 AGO_2H = timedelta(hours=2)
 
@@ -21,13 +21,6 @@ AGO_2H = timedelta(hours=2)
 @pytest.fixture
 def sweeper(db: Database) -> Sweeper:
     return Sweeper(db=db, abandon_after_minutes=30, interval=60)
-
-
-async def _shop_id(db: Database, domain: str) -> int:
-    async with db.session() as session:
-        shop = await repo.get_shop(session, domain=domain)
-    assert shop is not None and shop.id is not None
-    return shop.id
 
 
 async def _conversation(
@@ -40,7 +33,7 @@ async def _conversation(
     idle: timedelta = timedelta(0),
 ) -> int:
     """A conversation with one turn; reply None leaves the reply streaming."""
-    shop_id = await _shop_id(db, shop)
+    shop_id = await shop_id_of(db, shop)
     async with db.session() as session:
         turn = await repo.open_turn(
             session,
@@ -128,7 +121,7 @@ async def test_conversations_past_retention_are_deleted_with_their_messages(
     keeps_forever = await make_shop(db)
     async with db.session() as session:
         await repo.update_settings(
-            session, shop_id=await _shop_id(db, shop), values={"retention_days": 7}
+            session, shop_id=await shop_id_of(db, shop), values={"retention_days": 7}
         )
     old = await _conversation(db, shop, ended=True, idle=timedelta(days=8))
     young = await _conversation(db, shop, ended=True, idle=timedelta(days=6))
@@ -202,14 +195,14 @@ async def test_a_stored_data_request_reaches_the_merchant(db: Database, sweeper:
     )
     await sweeper.sweep()
     async with db.session() as session:
-        requests = await repo.list_data_requests(session, shop_id=await _shop_id(db, shop))
+        requests = await repo.list_data_requests(session, shop_id=await shop_id_of(db, shop))
     assert [(r.customer_id, r.customer_email, r.request_id) for r in requests] == [
         ("7003", "ada@example.com", "9999")
     ]
     assert await _processed(db, event)
     await sweeper.sweep()
     async with db.session() as session:
-        again = await repo.list_data_requests(session, shop_id=await _shop_id(db, shop))
+        again = await repo.list_data_requests(session, shop_id=await shop_id_of(db, shop))
     assert len(again) == 1, "an applied webhook is not applied twice"
 
 
@@ -228,7 +221,7 @@ async def test_the_storefront_sees_an_abandoned_session_and_can_resume_it(
     assert await status() == "active"
     async with db.session() as session:
         conversation = await repo.get_conversation(
-            session, shop_id=await _shop_id(db, client.shop), session_id=session_id
+            session, shop_id=await shop_id_of(db, client.shop), session_id=session_id
         )
     assert conversation is not None and conversation.id is not None
     await _age(db, conversation.id, AGO_2H)
