@@ -82,6 +82,26 @@ def _stream_rows(figures: dict[str, object]) -> list[str]:
     return rows
 
 
+def _stream_capacity(figures: dict[str, object]) -> str:
+    """What the top level asks of one worker, at the minimal relay's own cost per event."""
+    from bench.fake_model import INTERVAL
+
+    streams = int(str(figures["streams"]))
+    relay = figures["baseline_relay"]
+    assert isinstance(relay, dict)
+    per_second = streams / INTERVAL
+    cores = per_second * float(relay["worker_cpu_us_per_event"]) / 1e6
+    return (
+        f"At {streams:,} streams the model sends {per_second:,.0f} tokens a second. At the "
+        f"minimal relay's {relay['worker_cpu_us_per_event']} µs of CPU an event, relaying them "
+        f"alone takes {cores:.2f} cores, where one worker has one (and this machine two, shared "
+        "with the model, the load and PostgreSQL): neither the relay nor the service keeps up on "
+        "one worker there, and the time to first token measures their queue. Levels past "
+        "what one worker holds call for more workers (`uvicorn --workers N`), which share "
+        "nothing but the database."
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller loads")
@@ -169,6 +189,8 @@ def main() -> int:
         "| minimal relay: added TTFT p50 / p99, gap p99, CPU per event | within target |",
         "| --- | --- | --- | --- | --- | --- |",
         *_stream_rows(results["streaming"]),
+        "",
+        _stream_capacity(results["streaming"]),
         "",
         "## Raw figures",
         "",
