@@ -61,10 +61,11 @@ def _verify(request: Request) -> ProxyIdentity:
 
 
 def _database(session: Executor) -> Hashable:
-    """Which database a cache entry came from (the tests run several side by side). The URL
-    itself, not its text: rendering it took longer than the cached read (bench/)."""
+    """Which database a cache entry came from (the tests run several side by side): its
+    engine, hashed by identity. Its URL hashes by rendering itself, which cost a streaming
+    worker more than the cached read saved (bench/)."""
     bind = session.bind if isinstance(session, AsyncSession) else session.engine
-    return getattr(bind, "url", None)
+    return getattr(bind, "sync_engine", None)
 
 
 async def _installed(session: Executor, identity: ProxyIdentity) -> Caller:
