@@ -58,64 +58,70 @@ _CONVERSATION_PARAMS = (
 _OPEN_CONVERSATION = (
     sa.text(_OPEN_CONVERSATION_SQL).bindparams(*_CONVERSATION_PARAMS).columns(*conversations.c)
 )
-_USER_MESSAGE_PARAMS = (
+# A turn's two messages: the shopper's, unless its client_message_id already has one (a
+# retry), and the empty reply to it. Written once, then as VALUES for SQLite and as SELECTs
+# from the opened conversation for PostgreSQL's one-statement turn.
+_USER_COLUMNS = (
+    "(public_id, conversation_id, role, content, status, client_message_id, created_at, updated_at)"
+)
+_USER_VALUES = (
+    ":user_public_id, {conversation}, 'user', :content, 'complete', :client_message_id, :now, :now"
+)
+_USER_CONFLICT = " ON CONFLICT (conversation_id, client_message_id) DO NOTHING RETURNING id"
+_REPLY_COLUMNS = (
+    "(public_id, conversation_id, role, content, status, reply_to_id, created_at, updated_at)"
+)
+_REPLY_VALUES = (
+    ":reply_public_id, {conversation}, 'assistant', '', 'streaming', {user}, :reply_at, :now"
+)
+_TURN_PARAMS = (
     sa.bindparam("user_public_id", type_=messages.c.public_id.type),
     sa.bindparam("content", type_=messages.c.content.type),
     sa.bindparam("client_message_id", type_=messages.c.client_message_id.type),
+    sa.bindparam("reply_public_id", type_=messages.c.public_id.type),
+    sa.bindparam("reply_at", type_=messages.c.created_at.type),
 )
-# The shopper's message of a turn, unless its client_message_id already has one (a retry).
+_IN_CONVERSATION = (
+    sa.bindparam("conversation_id", type_=messages.c.conversation_id.type),
+    sa.bindparam("now", type_=messages.c.created_at.type),
+)
 _NEW_USER_MESSAGE = (
     sa.text(
-        "INSERT INTO messages (public_id, conversation_id, role, content, status,"
-        " client_message_id, created_at, updated_at)"
-        " VALUES (:user_public_id, :conversation_id, 'user', :content, 'complete',"
-        " :client_message_id, :now, :now)"
-        " ON CONFLICT (conversation_id, client_message_id) DO NOTHING RETURNING id"
+        f"INSERT INTO messages {_USER_COLUMNS}"
+        f" VALUES ({_USER_VALUES.format(conversation=':conversation_id')})" + _USER_CONFLICT
+    )
+    .bindparams(*_TURN_PARAMS[:3], *_IN_CONVERSATION)
+    .columns(messages.c.id)
+)
+_NEW_REPLY = (
+    sa.text(
+        f"INSERT INTO messages {_REPLY_COLUMNS}"
+        f" VALUES ({_REPLY_VALUES.format(conversation=':conversation_id', user=':user_id')})"
+        " RETURNING id"
     )
     .bindparams(
-        *_USER_MESSAGE_PARAMS,
-        sa.bindparam("conversation_id", type_=messages.c.conversation_id.type),
-        sa.bindparam("now", type_=messages.c.created_at.type),
+        *_TURN_PARAMS[3:],
+        *_IN_CONVERSATION,
+        sa.bindparam("user_id", type_=messages.c.id.type),
     )
     .columns(messages.c.id)
 )
-_NEW_REPLY = sa.text(
-    "INSERT INTO messages (public_id, conversation_id, role, content, status, reply_to_id,"
-    " created_at, updated_at) VALUES (:reply_public_id, :conversation_id, 'assistant', '',"
-    " 'streaming', :user_id, :reply_at, :now) RETURNING id"
-).bindparams(
-    sa.bindparam("reply_public_id", type_=messages.c.public_id.type),
-    sa.bindparam("conversation_id", type_=messages.c.conversation_id.type),
-    sa.bindparam("user_id", type_=messages.c.id.type),
-    sa.bindparam("reply_at", type_=messages.c.created_at.type),
-    sa.bindparam("now", type_=messages.c.created_at.type),
-)
 # On PostgreSQL a whole turn is one statement, so it needs no transaction around it (a round
-# trip is most of a statement's cost): the conversation opened as _OPEN_CONVERSATION does;
-# the shopper's message, unless its client_message_id already has one; and the empty reply.
-# No row comes back when the shopper may not write to the conversation. SQLite runs the same
-# steps one statement at a time, in a transaction (open_turn).
+# trip is most of a statement's cost): the conversation opened as _OPEN_CONVERSATION does,
+# then the two messages. No row comes back when the shopper may not write to the
+# conversation. SQLite runs the same steps one statement at a time, in a transaction.
 _OPEN_TURN = (
     sa.text(
-        "WITH c AS (" + _OPEN_CONVERSATION_SQL + "),"
-        " u AS (INSERT INTO messages (public_id, conversation_id, role, content, status,"
-        " client_message_id, created_at, updated_at)"
-        " SELECT :user_public_id, c.id, 'user', :content, 'complete', :client_message_id,"
-        " :now, :now FROM c"
-        " ON CONFLICT (conversation_id, client_message_id) DO NOTHING RETURNING id),"
-        " r AS (INSERT INTO messages (public_id, conversation_id, role, content, status,"
-        " reply_to_id, created_at, updated_at)"
-        " SELECT :reply_public_id, c.id, 'assistant', '', 'streaming', u.id,"
-        " :reply_at, :now FROM c, u RETURNING id)"
+        f"WITH c AS ({_OPEN_CONVERSATION_SQL}),"
+        f" u AS (INSERT INTO messages {_USER_COLUMNS}"
+        f" SELECT {_USER_VALUES.format(conversation='c.id')} FROM c{_USER_CONFLICT}),"
+        f" r AS (INSERT INTO messages {_REPLY_COLUMNS}"
+        f" SELECT {_REPLY_VALUES.format(conversation='c.id', user='u.id')} FROM c, u"
+        " RETURNING id)"
         " SELECT c.*, u.id AS user_id, r.id AS reply_id FROM c"
         " LEFT JOIN u ON true LEFT JOIN r ON true"
     )
-    .bindparams(
-        *_CONVERSATION_PARAMS,
-        *_USER_MESSAGE_PARAMS,
-        sa.bindparam("reply_public_id", type_=messages.c.public_id.type),
-        sa.bindparam("reply_at", type_=messages.c.created_at.type),
-    )
+    .bindparams(*_CONVERSATION_PARAMS, *_TURN_PARAMS)
     .columns(
         *conversations.c,
         sa.column("user_id", messages.c.id.type),
@@ -177,8 +183,8 @@ async def open_conversation(
 ) -> tuple[Conversation, bool]:
     """The session's conversation, created on its first message, touched on every later one.
 
-    The caller still checks it may use it (an ended one, or another customer's) and rolls back
-    when it may not. Returns the conversation and whether this call created it.
+    One the shopper may not write to (ended, or another customer's) comes back as it was; the
+    caller checks for that. Returns the conversation and whether this call created it.
     """
     while True:
         now = utcnow()
@@ -210,8 +216,8 @@ async def end_conversation(session: Executor, *, conversation_id: int) -> None:
 
 class OpenedTurn(NamedTuple):
     """A turn begun: its conversation, whether this turn created it, and the shopper's message
-    and empty reply, both None when the conversation is ended or another customer's (the
-    caller refuses the turn and rolls back) or when client_message_id already had a turn."""
+    and empty reply, both None when the conversation is ended or another customer's (left as
+    it was; the caller refuses the turn) or when client_message_id already had a turn."""
 
     conversation: Conversation
     created: bool
@@ -259,41 +265,34 @@ async def open_turn(
         "reply_public_id": new_public_id(),
         "reply_at": now + timedelta(microseconds=1),
     }
+    user_id = reply_id = None
     if is_postgres(session):
         row = (await session.execute(_OPEN_TURN, params)).first()
-        if row is None:  # the shopper may not write to it: read it to say why
-            refused = await get_conversation(session, shop_id=shop_id, session_id=session_id)
-            if refused is None:  # deleted by the merchant in between: opened afresh
-                return await open_turn(
-                    session,
-                    shop_id=shop_id,
-                    session_id=session_id,
-                    customer_id=customer_id,
-                    content=content,
-                    client_message_id=client_message_id,
-                )
-            return OpenedTurn(refused, False, None, None)
-        conversation, user_id, reply_id = cast(Conversation, row), row.user_id, row.reply_id
-        created = aware(conversation.created_at) == now
+        if row is not None:
+            user_id, reply_id = row.user_id, row.reply_id
     else:
-        conversation, created = await open_conversation(
-            session, shop_id=shop_id, session_id=session_id, customer_id=customer_id
-        )
-        user_id = reply_id = None
-        if conversation.status != "ended" and conversation.customer_id in (None, customer_id):
-            inserted = (
-                await session.execute(
-                    _NEW_USER_MESSAGE, {**params, "conversation_id": conversation.id}
-                )
-            ).first()
+        row = (await session.execute(_OPEN_CONVERSATION, params)).first()
+        if row is not None:
+            writing = {**params, "conversation_id": row.id}
+            inserted = (await session.execute(_NEW_USER_MESSAGE, writing)).first()
             if inserted is not None:
                 user_id = inserted.id
-                reply_id = (
-                    await session.execute(
-                        _NEW_REPLY,
-                        {**params, "conversation_id": conversation.id, "user_id": user_id},
-                    )
-                ).one()[0]
+                replied = await session.execute(_NEW_REPLY, {**writing, "user_id": user_id})
+                reply_id = replied.one().id
+    if row is None:  # the shopper may not write to it: read it to say why
+        refused = await get_conversation(session, shop_id=shop_id, session_id=session_id)
+        if refused is None:  # deleted by the merchant in between: opened afresh
+            return await open_turn(
+                session,
+                shop_id=shop_id,
+                session_id=session_id,
+                customer_id=customer_id,
+                content=content,
+                client_message_id=client_message_id,
+            )
+        return OpenedTurn(refused, False, None, None)
+    conversation = cast(Conversation, row)
+    created = aware(conversation.created_at) == now
     if user_id is None or reply_id is None or conversation.id is None:
         return OpenedTurn(conversation, created, None, None)
     user = MessageRow(
