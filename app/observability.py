@@ -56,7 +56,12 @@ def _add_request_id(record: logging.LogRecord) -> bool:
     return True
 
 
-def _security_headers(path: str, production: bool) -> dict[str, str]:
+# Data, never a page: nothing may run or frame what these paths answer.
+DATA_PATHS = ("/proxy/", "/api/", "/webhooks", "/healthz", "/readyz")
+
+
+def _security_headers(*, data: bool, production: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries, encoded once: pages and data are the two sets."""
     headers = {
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "strict-origin-when-cross-origin",
@@ -64,16 +69,8 @@ def _security_headers(path: str, production: bool) -> dict[str, str]:
     }
     if production:
         headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    if path.startswith(DATA_PATHS):
-        # Data, never a page: nothing may run or frame it.
+    if data:
         headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
-    return headers
-
-
-DATA_PATHS = ("/proxy/", "/api/", "/webhooks", "/healthz", "/readyz")
-
-
-def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
@@ -86,10 +83,8 @@ class RequestContext:
     def __init__(self, app: ASGIApp, *, production: bool) -> None:
         self.app = app
         self.production = production
-        # Encoded once: pages and data, the only two sets there are.
         self._headers = {
-            data: _raw(_security_headers(DATA_PATHS[0] if data else "/", production))
-            for data in (True, False)
+            data: _security_headers(data=data, production=production) for data in (True, False)
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
