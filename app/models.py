@@ -56,6 +56,10 @@ class Shop(SQLModel, table=True):
     uninstalled_at: datetime | None = Field(
         default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
     )
+    # While set and in the future, one worker is refreshing this shop's token; others wait.
+    token_refresh_until: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 class FaqEntry(SQLModel, table=True):
@@ -163,9 +167,14 @@ class Message(SQLModel, table=True):
 
 
 class WebhookEvent(SQLModel, table=True):
-    """Each webhook once: its id deduplicates retries; unprocessed ones are retried."""
+    """Each webhook once: its id and its body deduplicate (neither header is signed, so a
+    signed body re-sent with a new id is still the same delivery); unprocessed ones are
+    retried, each by one worker at a time (claimed_until)."""
 
     __tablename__ = "webhook_events"
+    __table_args__ = (
+        sa.Index("uq_webhook_events_topic_digest", "topic", "body_digest", unique=True),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
     webhook_id: str = Field(sa_column=sa.Column(sa.String(100), nullable=False, unique=True))
@@ -179,6 +188,21 @@ class WebhookEvent(SQLModel, table=True):
         default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True, index=True)
     )
     attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
+    body_digest: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    claimed_until: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+
+
+class OAuthNonce(SQLModel, table=True):
+    """An OAuth state nonce that has been used: a callback is accepted once per nonce."""
+
+    __tablename__ = "oauth_nonces"
+
+    nonce: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    used_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
 
 
 class DataRequest(SQLModel, table=True):
