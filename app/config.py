@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PLACEHOLDER_SECRETS = frozenset(
     {
@@ -93,6 +94,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _app_url(env: Mapping[str, str]) -> str:
+    """SHOPIFY_APP_URL; under `shopify app dev` the CLI names its tunnel APP_URL and HOST."""
+    url = env.get("SHOPIFY_APP_URL") or env.get("APP_URL") or env.get("HOST") or ""
+    if url and "://" not in url:
+        url = "https://" + url  # HOST came without a scheme in older CLI versions
+    return (url or "http://localhost:8000").rstrip("/")
+
+
 def _normalise_database_url(url: str) -> str:
     # Hosting platforms hand out postgres:// URLs; we always talk asyncpg.
     for prefix in ("postgres://", "postgresql://"):
@@ -129,7 +138,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_env=app_env,
         shopify_api_key=api_key,
         shopify_api_secret=api_secret,
-        shopify_app_url=env.get("SHOPIFY_APP_URL", "http://localhost:8000").rstrip("/"),
+        shopify_app_url=_app_url(env),
         scopes=env.get("SCOPES", ""),
         database_url=_normalise_database_url(env.get("DATABASE_URL") or default_database_url()),
         ai_provider=provider,
@@ -182,15 +191,26 @@ def check_settings(settings: Settings) -> None:
         )
     ):
         problems.append(f"AI_API_KEY is required for AI_PROVIDER={settings.ai_provider}")
-    if not _is_fernet_key(settings.token_encryption_key):
+    keys = [key.strip() for key in settings.token_encryption_key.split(",") if key.strip()]
+    if not keys or not all(_is_fernet_key(key) for key in keys):
         problems.append(
-            "TOKEN_ENCRYPTION_KEY is missing or not a Fernet key (make one with: python -c "
+            "TOKEN_ENCRYPTION_KEY is missing or not a Fernet key, or a list of them newest "
+            "first, separated by commas (make one with: python -c "
             "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+        )
+    app_url = urlsplit(settings.shopify_app_url)
+    if app_url.scheme != "https" or (app_url.hostname or "") in _LOCAL_HOSTS:
+        problems.append(
+            "SHOPIFY_APP_URL must be the service's public https URL (Shopify reaches it), "
+            f"not {settings.shopify_app_url!r}"
         )
     if settings.shopify_admin_base_url:
         problems.append("SHOPIFY_ADMIN_BASE_URL is for tests and development only")
     if problems:
         raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+
+_LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 
 def _is_fernet_key(value: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app import privacy
 from app.ai import make_provider
 from app.ai.offline import OfflineProvider
 from app.config import Settings, load_settings
@@ -91,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
             redis_url=settings.redis_url,
         )
-        app.state.chat = AppState(
+        state = app.state.chat = AppState(
             settings=settings,
             db=db,
             provider=provider,
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             tokens=tokens,
             limiter=limiter,
         )
+        sweeper.apply_webhook = functools.partial(privacy.process, state)
         if settings.development:
             try:
                 await ensure_demo_shop(db)

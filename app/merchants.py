@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import jwt
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -16,6 +18,7 @@ from app import repo
 from app.errors import Forbidden, Unauthorized
 from app.models import Shop, aware, utcnow
 from app.shopify import (
+    REFRESH_REVOKED,
     AccessGrant,
     SessionToken,
     ShopifyAdminError,
@@ -103,13 +106,57 @@ async def store_grant(state: AppState, shop: str, grant: AccessGrant) -> Shop:
         )
 
 
+def _check_claims(token: SessionToken) -> None:
+    """What shopifyapp leaves unchecked: a token must expire, must not be used before its
+    time, and must name the same shop as issuer and destination."""
+    claims = token.claims
+    for name in ("exp", "nbf"):
+        if not isinstance(claims.get(name), int | float):
+            raise ShopifyAuthError(f"missing_{name}", f"The session token has no {name!r}.")
+    issuer = urlsplit(str(claims.get("iss", ""))).hostname or ""
+    destination = urlsplit(str(claims.get("dest", ""))).hostname or ""
+    if not issuer or issuer.lower() != destination.lower():
+        raise ShopifyAuthError("invalid_iss", "The session token's issuer is not its shop.")
+
+
+def session_token_of(state: AppState, request: Request, *, api: bool) -> SessionToken:
+    """The verified session token of a request. API calls carry it in the Authorization
+    header only; a document request (App Bridge opening the app) has it as `id_token`.
+    The URL handed to shopifyapp is built from SHOPIFY_APP_URL, never from the Host header,
+    because shopifyapp builds its redirects from it."""
+    if api and not request.headers.get("authorization"):
+        raise ShopifyAuthError(
+            "missing_authorization",
+            "Send the session token in the Authorization header (Bearer).",
+            {"X-Shopify-Retry-Invalid-Session-Request": "1"},
+        )
+    query = request.url.query
+    url = f"{state.settings.shopify_app_url}{request.url.path}" + (f"?{query}" if query else "")
+    token = verify_session_token(
+        state.shopify, method=request.method, url=url, headers=request.headers
+    )
+    _check_claims(token)
+    return token
+
+
+def _tokens_usable(state: AppState, shop: Shop) -> bool:
+    """Whether the shop's stored tokens can still reach Shopify, without asking it: readable
+    with our keys, and either the access token is current or the refresh token can renew it."""
+    if not shop.access_token or state.tokens.decrypt(shop.access_token) is None:
+        return False
+    if shop.access_token_expires_at is None or aware(shop.access_token_expires_at) > utcnow():
+        return True
+    expires = shop.refresh_token_expires_at
+    refresh = state.tokens.decrypt(shop.refresh_token)
+    return refresh is not None and (expires is None or aware(expires) > utcnow())
+
+
 async def authenticate(request: Request) -> Merchant:
-    """The merchant behind an /api/admin request, from its session token; installs if needed."""
+    """The merchant behind an /api/admin request, from its session token; installs if needed,
+    and recovers a shop whose tokens stopped working by exchanging the session token."""
     state = state_of(request)
     try:
-        token = verify_session_token(
-            state.shopify, method=request.method, url=str(request.url), headers=request.headers
-        )
+        token = session_token_of(state, request, api=True)
     except ShopifyAuthError as exc:
         # API calls always get 401 and the header that makes App Bridge retry with a new token.
         raise Unauthorized(
@@ -117,12 +164,13 @@ async def authenticate(request: Request) -> Merchant:
         ) from exc
     async with state.db.session() as session:
         shop = await repo.get_shop(session, domain=token.shop)
-    if shop is None or not shop.installed or not shop.access_token:
+    if shop is None or not shop.installed or not _tokens_usable(state, shop):
         if token.claims.get("dev") and state.settings.development:
             async with state.db.session() as session:
                 shop = await repo.install_shop(session, domain=token.shop)
         else:
-            # Shopify managed installation: trade the session token for an offline token.
+            # Shopify managed installation, or tokens lost to a revoked refresh or a dropped
+            # encryption key: trade the session token for a new offline token.
             try:
                 grant = await exchange_session_token(state.shopify, token)
             except ShopifyAdminError as exc:
@@ -135,29 +183,90 @@ async def authenticate(request: Request) -> Merchant:
     return Merchant(shop=shop, token=token)
 
 
+REFRESH_LEASE = timedelta(seconds=30)
+
+
+class TokenRevoked(Exception):
+    """Shopify refused the shop's refresh token for good; the stored tokens were dropped."""
+
+
 async def access_token(state: AppState, shop: Shop) -> str | None:
-    """The shop's offline token, refreshed first when it is about to expire."""
-    tokens = state.tokens
-    current = tokens.decrypt(shop.access_token)
-    refresh = tokens.decrypt(shop.refresh_token)
-    expires = aware(shop.access_token_expires_at) if shop.access_token_expires_at else None
-    if current is None or refresh is None or expires is None:
-        return current
-    if expires > utcnow() + timedelta(seconds=60):
-        return current
-    grant = await refresh_grant(
-        state.shopify,
-        shop=shop.domain,
-        refresh_token=refresh,
-        expires_at=expires,
-        refresh_token_expires_at=(
-            aware(shop.refresh_token_expires_at) if shop.refresh_token_expires_at else None
-        ),
-    )
-    if grant is None:
-        return current
-    await store_grant(state, shop.domain, grant)
-    return grant.access_token
+    """The shop's offline token, refreshed first when it is about to expire.
+
+    Shopify rotates the refresh token on each use, so two workers refreshing at once would
+    leave one of them with a refused token: one worker at a time holds a lease on the shop
+    (shops.token_refresh_until) and the others wait for its result. A refusal for good
+    drops the tokens (TokenRevoked), so that the next time the merchant opens the app a
+    token exchange installs new ones.
+    """
+    shop_id = shop.id
+    assert shop_id is not None
+    deadline = utcnow() + REFRESH_LEASE + timedelta(seconds=5)
+    while True:
+        current = state.tokens.decrypt(shop.access_token)
+        expires = aware(shop.access_token_expires_at) if shop.access_token_expires_at else None
+        if current is None or expires is None or expires > utcnow() + timedelta(seconds=60):
+            return current
+        refresh = state.tokens.decrypt(shop.refresh_token)
+        if refresh is None:
+            return current if expires > utcnow() else None
+        async with state.db.session() as session:
+            leased = await repo.take_refresh_lease(
+                session, shop_id=shop_id, until=utcnow() + REFRESH_LEASE
+            )
+        if leased:
+            break
+        if utcnow() > deadline:
+            raise ShopifyAdminError("another worker's token refresh did not finish")
+        await asyncio.sleep(0.2)
+        async with state.db.session() as session:
+            reread = await repo.get_shop(session, domain=shop.domain)
+        if reread is None or reread.id is None:
+            return None
+        shop = reread
+    try:
+        grant = await refresh_grant(
+            state.shopify,
+            shop=shop.domain,
+            refresh_token=refresh,
+            expires_at=expires,
+            refresh_token_expires_at=(
+                aware(shop.refresh_token_expires_at) if shop.refresh_token_expires_at else None
+            ),
+        )
+        if grant is not None:
+            await store_grant(state, shop.domain, grant)
+    except ShopifyAdminError as exc:
+        if exc.code not in REFRESH_REVOKED:
+            raise
+        log.warning("the refresh token of %s was refused (%s); tokens dropped", shop.domain, exc)
+        async with state.db.session() as session:
+            await repo.drop_tokens(session, shop_id=shop_id)
+        raise TokenRevoked(shop.domain) from exc
+    finally:
+        async with state.db.session() as session:
+            await repo.release_refresh_lease(session, shop_id=shop_id)
+    return grant.access_token if grant is not None else current
+
+
+async def installation_revoked(state: AppState, domain: str) -> bool | None:
+    """Whether Shopify has revoked the app's access to this shop: True when it refuses the
+    token, False when the token still works, None when it cannot tell (no token, or Shopify
+    out of reach)."""
+    async with state.db.session() as session:
+        shop = await repo.get_shop(session, domain=domain)
+    if shop is None or shop.id is None or not shop.installed:
+        return None
+    try:
+        token = await access_token(state, shop)
+        if token is None:
+            return None
+        await admin_graphql(state.shopify, shop=domain, access_token=token, query="{ shop { id } }")
+    except TokenRevoked:
+        return True
+    except ShopifyAdminError as exc:
+        return True if exc.status in (401, 403) else None
+    return False
 
 
 STOREFRONT_SETTINGS_MUTATION = """
@@ -165,10 +274,16 @@ mutation SetChatSettings($metafields: [MetafieldsSetInput!]!) {
   metafieldsSet(metafields: $metafields) { userErrors { field message } }
 }
 """
+CLEAR_SETTINGS_MUTATION = """
+mutation ClearChatSettings($metafields: [MetafieldIdentifierInput!]!) {
+  metafieldsDelete(metafields: $metafields) { userErrors { field message } }
+}
+"""
 
 
 async def publish_storefront_settings(state: AppState, shop: Shop) -> bool:
-    """Greeting and colour go to app-owned metafields, which the theme block reads in Liquid."""
+    """Greeting and colour go to app-owned metafields, which the theme block reads in Liquid;
+    a cleared one is deleted there, so that the storefront falls back to its default."""
     try:
         token = await access_token(state, shop)
         if token is None:
@@ -180,26 +295,44 @@ async def publish_storefront_settings(state: AppState, shop: Shop) -> bool:
             query="{ currentAppInstallation { id } }",
         )
         owner = installation["currentAppInstallation"]["id"]
-        metafields = [
-            {"ownerId": owner, "namespace": "chat", "key": key, "type": kind, "value": value}
-            for key, kind, value in (
-                ("greeting", "single_line_text_field", shop.greeting),
-                ("accent_color", "color", shop.accent_color),
-            )
-            if value
-        ]
-        if metafields:
+        values = (
+            ("greeting", "single_line_text_field", shop.greeting),
+            ("accent_color", "color", shop.accent_color),
+        )
+        changes = (
+            (
+                STOREFRONT_SETTINGS_MUTATION,
+                "metafieldsSet",
+                [
+                    {"ownerId": owner, "namespace": "chat", "key": key, "type": kind, "value": v}
+                    for key, kind, v in values
+                    if v
+                ],
+            ),
+            (
+                CLEAR_SETTINGS_MUTATION,
+                "metafieldsDelete",
+                [
+                    {"ownerId": owner, "namespace": "chat", "key": key}
+                    for key, _, v in values
+                    if not v
+                ],
+            ),
+        )
+        for mutation, name, metafields in changes:
+            if not metafields:
+                continue
             result = await admin_graphql(
                 state.shopify,
                 shop=shop.domain,
                 access_token=token,
-                query=STOREFRONT_SETTINGS_MUTATION,
+                query=mutation,
                 variables={"metafields": metafields},
             )
-            errors = result.get("metafieldsSet", {}).get("userErrors") or []
+            errors = (result.get(name) or {}).get("userErrors") or []
             if errors:
                 raise ShopifyAdminError(str(errors))
         return True
-    except (ShopifyAdminError, KeyError, TypeError) as exc:
+    except (ShopifyAdminError, TokenRevoked, KeyError, TypeError) as exc:
         log.warning("could not publish storefront settings of %s: %s", shop.domain, exc)
         return False

@@ -168,8 +168,9 @@ class Message(SQLModel, table=True):
 
 class WebhookEvent(SQLModel, table=True):
     """Each webhook once: its id and its body deduplicate (neither header is signed, so a
-    signed body re-sent with a new id is still the same delivery); unprocessed ones are
-    retried, each by one worker at a time (claimed_until)."""
+    signed body re-sent with a new id is still the same delivery). Applying one claims it in
+    the same transaction (processed_at), so it is applied once however many workers try;
+    one that failed waits until next_attempt_at."""
 
     __tablename__ = "webhook_events"
     __table_args__ = (
@@ -189,7 +190,7 @@ class WebhookEvent(SQLModel, table=True):
     )
     attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
     body_digest: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
-    claimed_until: datetime | None = Field(
+    next_attempt_at: datetime | None = Field(
         default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
     )
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from app import privacy, repo
+from app import repo
 from app.db import Database
 from app.models import utcnow
 
@@ -14,8 +15,17 @@ log = logging.getLogger("app.sweeper")
 
 
 class Sweeper:
-    def __init__(self, *, db: Database, abandon_after_minutes: float, interval: float) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        abandon_after_minutes: float,
+        interval: float,
+        apply_webhook: Callable[[int], Awaitable[bool]] | None = None,
+    ) -> None:
         self.db = db
+        # How a stored webhook is applied (app/privacy.py, given the running app's state).
+        self.apply_webhook = apply_webhook
         self.abandon_after = timedelta(minutes=abandon_after_minutes)
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -43,11 +53,18 @@ class Sweeper:
             abandoned = await repo.mark_abandoned(session, inactive_since=now - self.abandon_after)
             expired = await repo.delete_expired(session, now=now)
             await repo.forget_old_counters(session, before=int(now.timestamp()) - 3600)
+            await repo.forget_old_nonces(session, before=now - timedelta(days=1))
+            # A replayed body is recognised for as long as its digest is kept.
+            await repo.forget_old_webhooks(session, before=now - timedelta(days=90))
         async with self.db.session() as session:
-            pending = await repo.pending_webhooks(session, older_than=now - timedelta(seconds=30))
+            pending = await repo.pending_webhooks(
+                session, older_than=now - timedelta(seconds=30), now=now
+            )
         retried = 0
-        for event in pending:
-            retried += await privacy.process(self.db, event)
+        apply = self.apply_webhook
+        if apply is not None:
+            for event_id in pending:
+                retried += await apply(event_id)
         if abandoned or expired or retried:
             log.info(
                 "swept: %d abandoned, %d expired, %d webhooks applied", abandoned, expired, retried

@@ -11,8 +11,32 @@ from starlette.requests import Request
 from app.errors import BadRequest, TooLarge
 
 MAX_BODY_BYTES = 64 * 1024
+# Deeper than any body we take has a reason to be; json.loads itself stops near 1,000 with a
+# RecursionError, and whatever walks the result recursively would too.
+MAX_JSON_DEPTH = 32
 MAX_MESSAGE_CHARS = 4000
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+class JsonTooDeep(ValueError):
+    """JSON nested deeper than MAX_JSON_DEPTH."""
+
+
+def loads_json(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """json.loads, refusing (ValueError) nesting deeper than max_depth, checked without
+    recursion; numbers past Python's 4,300 digits are a ValueError already."""
+    try:
+        data = json.loads(text)
+    except RecursionError as exc:
+        raise JsonTooDeep(f"JSON nested deeper than {max_depth} levels") from exc
+    pending: list[tuple[Any, int]] = [(data, 1)] if isinstance(data, dict | list) else []
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if depth > max_depth:
+            raise JsonTooDeep(f"JSON nested deeper than {max_depth} levels")
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return data
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
@@ -25,7 +49,7 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         if len(body) > MAX_BODY_BYTES:
             raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = loads_json(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("invalid_json", "The request body is not valid JSON.") from exc
     if not isinstance(data, dict):

@@ -16,7 +16,8 @@ from app.__main__ import migrate
 from app.config import Settings
 from app.db import Database
 from tests.factories import TEST_API_KEY, TEST_API_SECRET, ProxyClient
-from tests.servers import LiveServer, start_app_server
+from tests.fake_shopify import FakeShopify
+from tests.servers import LiveServer, serve, start_app_server
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -100,6 +101,23 @@ def start_server(database_url: str) -> Iterator[Callable[..., LiveServer]]:
     yield start
     for live in started:
         live.stop()
+
+
+@pytest.fixture(scope="session")
+def admin() -> Iterator[tuple[FakeShopify, LiveServer]]:
+    """A fake Shopify admin on loopback (OAuth, token exchange and refresh, GraphQL)."""
+    fake = FakeShopify()
+    live = serve(fake.app, timeout_graceful_shutdown=1)
+    yield fake, live
+    live.stop()
+
+
+@pytest.fixture
+def fake(admin: tuple[FakeShopify, LiveServer]) -> Iterator[FakeShopify]:
+    fake, _ = admin
+    fake.refuse, fake.expires_in = False, 86400
+    fake.requests.clear()
+    yield fake
 
 
 @pytest.fixture

@@ -115,4 +115,14 @@ class FakeShopify:
             for field in body["variables"]["metafields"]:
                 self.metafields.setdefault(shop, {})[field["key"]] = field["value"]
             return JSONResponse({"data": {"metafieldsSet": {"userErrors": []}}})
+        if "metafieldsDelete" in query:
+            deleted = []
+            for field in body["variables"]["metafields"]:
+                found = self.metafields.get(shop, {}).pop(field["key"], None)
+                deleted.append(field if found is not None else None)
+            return JSONResponse(
+                {"data": {"metafieldsDelete": {"deletedMetafields": deleted, "userErrors": []}}}
+            )
+        if query.replace(" ", "") == "{shop{id}}":
+            return JSONResponse({"data": {"shop": {"id": "gid://shopify/Shop/1"}}})
         return JSONResponse({"errors": [{"message": "unknown query"}]})

@@ -5,15 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from datetime import timedelta
 
 import httpx
+import jwt
 import pytest
 import sqlalchemy as sa
 
 from app.db import Database
 from app.models import Conversation, utcnow
 from tests.factories import (
+    TEST_API_KEY,
+    TEST_API_SECRET,
     AdminClient,
     ProxyClient,
     make_shop,
@@ -68,6 +72,52 @@ async def test_bad_session_tokens_are_401_with_the_retry_header(
     if response.status_code == 401:
         assert response.headers["x-shopify-retry-invalid-session-request"] == "1"
     assert response.json()["error"]["message"]
+
+
+def _token_without(shop: str, *claims: str, **changes: object) -> str:
+    """A correctly signed session token lacking some claims or with others changed."""
+    payload = jwt.decode(
+        session_token(shop), TEST_API_SECRET, algorithms=["HS256"], audience=TEST_API_KEY
+    )
+    for name in claims:
+        payload.pop(name)
+    payload.update(changes)
+    return jwt.encode(payload, TEST_API_SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "problem,code",
+    [
+        ("no_exp", "missing_exp"),
+        ("no_nbf", "missing_nbf"),
+        ("iss_of_another_shop", "invalid_iss"),
+        ("no_iss", "invalid_iss"),
+        ("in_the_url", "missing_authorization"),
+        ("not_yet_valid", "invalid_id_token"),
+    ],
+)
+async def test_session_tokens_must_expire_name_one_shop_and_come_in_the_header(
+    server: LiveServer, db: Database, problem: str, code: str
+) -> None:
+    shop, other = await make_shop(db), await make_shop(db)
+    token = {
+        "no_exp": _token_without(shop, "exp"),
+        "no_nbf": _token_without(shop, "nbf"),
+        "iss_of_another_shop": _token_without(shop, iss=f"https://{other}/admin"),
+        "no_iss": _token_without(shop, "iss"),
+        "in_the_url": session_token(shop),
+        "not_yet_valid": _token_without(shop, nbf=int(time.time()) + 120),
+    }[problem]
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        if problem == "in_the_url":
+            response = await client.get("/api/admin/conversations", params={"id_token": token})
+        else:
+            response = await client.get(
+                "/api/admin/conversations", headers={"Authorization": f"Bearer {token}"}
+            )
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == code
+    assert response.headers["x-shopify-retry-invalid-session-request"] == "1"
 
 
 async def test_token_just_expired_is_within_the_leeway(server: LiveServer, db: Database) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -22,25 +21,9 @@ from tests.factories import (
     server_cipher,
 )
 from tests.fake_shopify import FakeShopify, signed_oauth_query
-from tests.servers import LiveServer, serve
+from tests.servers import LiveServer
 
 APP_URL = "https://chat.example.com"
-
-
-@pytest.fixture(scope="module")
-def admin() -> Iterator[tuple[FakeShopify, LiveServer]]:
-    fake = FakeShopify()
-    live = serve(fake.app, timeout_graceful_shutdown=1)
-    yield fake, live
-    live.stop()
-
-
-@pytest.fixture
-def fake(admin: tuple[FakeShopify, LiveServer]) -> Iterator[FakeShopify]:
-    fake, _ = admin
-    fake.refuse, fake.expires_in = False, 86400
-    fake.requests.clear()
-    yield fake
 
 
 @pytest.fixture
@@ -132,6 +115,34 @@ async def test_install_link_is_verified(app_server: LiveServer, change: str) -> 
     assert response.status_code == (400 if change == "domain" else 401)
     assert response.json()["error"]["code"] in ("invalid_hmac", "invalid_shop", "stale_request")
     assert "location" not in response.headers
+
+
+async def test_the_install_state_is_good_once(
+    app_server: LiveServer, admin: tuple[FakeShopify, LiveServer], fake: FakeShopify
+) -> None:
+    shop = new_shop_domain()
+    async with httpx.AsyncClient(base_url=app_server.url) as browser:
+        started = await browser.get("/auth?" + signed_oauth_query({"shop": shop}))
+        cookie = browser.cookies["scw_oauth_state"]
+        state = httpx.URL(started.headers["location"]).params["state"]
+        fake.codes["first-code"] = shop
+        first = await browser.get(
+            "/auth/callback?"
+            + signed_oauth_query({"shop": shop, "code": "first-code", "state": state})
+        )
+        assert first.status_code == 302
+    # The same cookie and state again, within their ten minutes (a leaked or replayed link).
+    async with httpx.AsyncClient(
+        base_url=app_server.url, cookies={"scw_oauth_state": cookie}
+    ) as replay:
+        fake.codes["second-code"] = shop
+        again = await replay.get(
+            "/auth/callback?"
+            + signed_oauth_query({"shop": shop, "code": "second-code", "state": state})
+        )
+    assert again.status_code == 403
+    assert again.json()["error"]["code"] == "state_used"
+    assert "second-code" in fake.codes, "the second code was never exchanged"
 
 
 async def test_callback_needs_the_state_of_this_browser(

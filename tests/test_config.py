@@ -14,6 +14,7 @@ GOOD = {
     "SHOPIFY_API_KEY": "a1b2c3d4e5",
     "SHOPIFY_API_SECRET": "shpss_0123456789abcdef0123",
     "TOKEN_ENCRYPTION_KEY": "q3Xv8m2X4c0yq4cQxGmK0n5W3hS6uQ1e9Zr7tYbNfVw=",
+    "SHOPIFY_APP_URL": "https://chat.example.com",
 }
 
 
@@ -35,11 +36,33 @@ def test_production_is_the_default_and_accepts_real_secrets() -> None:
         ({**GOOD, "TOKEN_ENCRYPTION_KEY": ""}, "TOKEN_ENCRYPTION_KEY"),
         ({**GOOD, "TOKEN_ENCRYPTION_KEY": "not-a-key"}, "TOKEN_ENCRYPTION_KEY"),
         ({**GOOD, "SHOPIFY_ADMIN_BASE_URL": "http://127.0.0.1:9"}, "SHOPIFY_ADMIN_BASE_URL"),
+        ({**GOOD, "SHOPIFY_APP_URL": "http://chat.example.com"}, "SHOPIFY_APP_URL"),
+        ({**GOOD, "SHOPIFY_APP_URL": "https://localhost:8000"}, "SHOPIFY_APP_URL"),
+        ({**GOOD, "SHOPIFY_APP_URL": "https://127.0.0.1"}, "SHOPIFY_APP_URL"),
+        ({k: v for k, v in GOOD.items() if k != "SHOPIFY_APP_URL"}, "SHOPIFY_APP_URL"),
+        (
+            {**GOOD, "TOKEN_ENCRYPTION_KEY": GOOD["TOKEN_ENCRYPTION_KEY"] + ",not-a-key"},
+            "TOKEN_ENCRYPTION_KEY",
+        ),
     ],
 )
 def test_production_refuses_missing_or_placeholder_secrets(env: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(env)
+
+
+def test_several_encryption_keys_newest_first_are_accepted() -> None:
+    from cryptography.fernet import Fernet
+
+    from app.crypto import TokenCipher
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings = load_settings({**GOOD, "TOKEN_ENCRYPTION_KEY": f"{new}, {old}"})
+    written_before = TokenCipher(old).encrypt("shpat_1")
+    cipher = TokenCipher.from_settings(settings)
+    assert cipher.decrypt(written_before) == "shpat_1"
+    assert TokenCipher(new).decrypt(cipher.encrypt("shpat_2")) == "shpat_2", "newest writes"
+    assert TokenCipher(new).decrypt(cipher.reencrypt(written_before)) == "shpat_1"
 
 
 def test_development_runs_without_secrets() -> None:

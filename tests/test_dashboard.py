@@ -394,3 +394,26 @@ async def test_no_dev_login_in_production(start_server: Callable[..., LiveServer
                 if response.status_code == 302:
                     assert urlsplit(response.headers["location"]).path == "/auth/session-token"
                 assert "data-page" not in response.text, "no dashboard without a session token"
+
+
+async def test_redirects_are_built_from_the_app_url_not_the_host_header(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    live = start_server(
+        app_env="production",
+        shopify_api_key="key-1234567890",
+        shopify_api_secret="p" * 32,
+        token_encryption_key=Fernet.generate_key().decode(),
+        shopify_app_url="https://chat.example.com",
+    )
+    async with httpx.AsyncClient(base_url=live.url) as client:
+        response = await client.get(
+            f"/settings?shop={DEMO_SHOP}&embedded=1", headers={"Host": "evil.example.net"}
+        )
+    assert response.status_code == 302
+    location = urlsplit(response.headers["location"])
+    assert (location.scheme, location.netloc, location.path) == (
+        "https",
+        "chat.example.com",
+        "/auth/session-token",
+    )

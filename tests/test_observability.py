@@ -96,6 +96,7 @@ def test_production_logs_are_json_lines_without_secrets(tmp_path: Path) -> None:
         "SHOPIFY_API_SECRET": TEST_API_SECRET,
         "DATABASE_URL": f"sqlite:///{database}",
         "TOKEN_ENCRYPTION_KEY": "q3Xv8m2X4c0yq4cQxGmK0n5W3hS6uQ1e9Zr7tYbNfVw=",
+        "SHOPIFY_APP_URL": "https://chat.example.com",
         "LOG_LEVEL": "info",
     }
     subprocess.run(

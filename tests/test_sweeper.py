@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import timedelta
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 
-from app import repo
+from app import privacy, repo
 from app.db import Database
 from app.models import Conversation, Message, WebhookEvent, utcnow
+from app.state import AppState
 from app.sweeper import Sweeper
 from tests.factories import ProxyClient, make_shop, new_id, shop_id_of
 
@@ -20,7 +24,15 @@ AGO_2H = timedelta(hours=2)
 
 @pytest.fixture
 def sweeper(db: Database) -> Sweeper:
-    return Sweeper(db=db, abandon_after_minutes=30, interval=60)
+    # The privacy topics these tests store need the database only (app/uninstalled, which
+    # also asks Shopify, is tested in tests/test_privacy.py).
+    state = cast(AppState, SimpleNamespace(db=db))
+    return Sweeper(
+        db=db,
+        abandon_after_minutes=30,
+        interval=60,
+        apply_webhook=functools.partial(privacy.process, state),
+    )
 
 
 async def _conversation(

@@ -7,15 +7,17 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlmodel import col
 
 from app import repo
 from app.db import Database
-from app.models import Conversation
+from app.models import Conversation, WebhookEvent
 from tests.factories import (
     TEST_API_SECRET,
     AdminClient,
@@ -24,6 +26,7 @@ from tests.factories import (
     messages_of,
     new_id,
     server_cipher,
+    shop_id_of,
 )
 from tests.servers import LiveServer
 
@@ -210,6 +213,8 @@ async def test_shop_redact_deletes_everything_of_the_shop(server: LiveServer, db
     shop, other_shop = await make_shop(db), await make_shop(db)
     session_id = await _conversation(server, shop, "1")
     other = await _conversation(server, other_shop, "1")
+    async with db.session() as session:
+        await repo.uninstall_shop(session, domain=shop)  # Shopify sends it 48 h after that
     response = await send_webhook(server, "shop/redact", shop, {"shop_id": 1, "shop_domain": shop})
     assert response.status_code == 200
 
@@ -238,6 +243,192 @@ async def test_unknown_topic_is_acknowledged_and_ignored(server: LiveServer, db:
     response = await send_webhook(server, "orders/create", shop, {"id": 1})
     assert response.status_code == 200
     assert response.json() == {"status": "ignored"}
+
+
+async def test_shop_redact_leaves_a_shop_that_reinstalled_alone(
+    server: LiveServer, db: Database
+) -> None:
+    shop = await make_shop(db)
+    session_id = await _conversation(server, shop, None)
+    async with db.session() as session:
+        await repo.uninstall_shop(session, domain=shop)
+        await repo.install_shop(session, domain=shop)  # back within the 48 hours
+    response = await send_webhook(server, "shop/redact", shop, {"shop_id": 1, "shop_domain": shop})
+    assert response.json() == {"status": "accepted"}
+    await _until_applied(db, response)
+    async with db.session() as session:
+        stored = await repo.get_shop(session, domain=shop)
+    assert stored is not None and stored.installed
+    assert len(await messages_of(db, shop, session_id)) == 2
+
+
+async def _until_applied(db: Database, response: httpx.Response) -> None:
+    """Wait until the webhook just accepted has been applied (or judged nothing to do)."""
+
+    async def applied() -> bool:
+        async with db.session() as session:
+            pending = await session.execute(
+                sa.select(sa.func.count())
+                .select_from(WebhookEvent)
+                .where(col(WebhookEvent.processed_at).is_(None))
+            )
+            return int(pending.scalar_one()) == 0
+
+    assert response.status_code == 200
+    await eventually(applied)
+
+
+# A signed body can be re-sent with any headers: each of these was captured from one topic
+# (or made up) and sent as another. Nothing in the headers may change what a body means.
+REPLAYS = [
+    # A customers/redact body sent as app/uninstalled: no myshopify_domain.
+    ("app/uninstalled", lambda shop: {"shop_domain": shop, "customer": {"id": 1}}),
+    # An app/uninstalled body (the shop resource) sent as shop/redact: no shop_domain.
+    ("shop/redact", lambda shop: {"id": 1, "myshopify_domain": shop, "domain": shop}),
+    # A customers/redact body sent as shop/redact: it names a customer.
+    ("shop/redact", lambda shop: {"shop_domain": shop, "customer": {"id": 1}}),
+    # A shop/redact body sent as customers/redact or data_request: no customer.
+    ("customers/redact", lambda shop: {"shop_id": 1, "shop_domain": shop}),
+    ("customers/data_request", lambda shop: {"shop_id": 1, "shop_domain": shop}),
+    # The signed `{}` that deleted a shop named only in the unsigned header.
+    ("shop/redact", lambda shop: {}),
+    ("app/uninstalled", lambda shop: {}),
+    ("customers/redact", lambda shop: {"shop_domain": shop, "customer": {"name": "no id"}}),
+    ("customers/redact", lambda shop: {"shop_domain": "evil.example.com", "customer": {"id": 1}}),
+]
+
+
+@pytest.mark.parametrize("topic,body", REPLAYS)
+async def test_a_body_is_applied_only_as_the_topic_it_has_the_shape_of(
+    server: LiveServer, db: Database, topic: str, body: Callable[[str], dict[str, Any]]
+) -> None:
+    shop = await make_shop(db)
+    session_id = await _conversation(server, shop, "1")
+    response = await send_webhook(server, topic, shop, body(shop))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_payload"
+    assert topic in response.json()["error"]["message"]
+    async with db.session() as session:
+        stored = await repo.get_shop(session, domain=shop)
+        events = await session.execute(sa.select(sa.func.count()).select_from(WebhookEvent))
+    assert stored is not None and stored.installed and stored.access_token
+    assert len(await messages_of(db, shop, session_id)) == 2
+    assert events.scalar_one() >= 0
+
+
+async def test_a_replayed_body_with_a_new_id_is_a_duplicate(
+    server: LiveServer, db: Database
+) -> None:
+    shop = await make_shop(db)
+    payload = {"shop_domain": shop, "customer": {"id": 321}, "data_request": {"id": 5}}
+    first = await send_webhook(server, "customers/data_request", shop, payload)
+    again = await send_webhook(server, "customers/data_request", shop, payload)
+    assert first.json() == {"status": "accepted"}
+    assert again.json() == {"status": "duplicate"}, "the id is unsigned; the body is not"
+    await _until_applied(db, first)
+    async with db.session() as session:
+        requests = await repo.list_data_requests(session, shop_id=await shop_id_of(db, shop))
+    assert len(requests) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b'"x"',
+        b"null",
+        b"12",
+        b"[" * 5000 + b"]" * 5000,
+        b'{"a":' * 40 + b"1" + b"}" * 40,
+        b'{"shop_domain": 1' + b"0" * 5000 + b"}",
+        b"{not json",
+        '{"é": 1}'.encode("latin-1"),
+    ],
+    ids=[
+        "list",
+        "string",
+        "null",
+        "number",
+        "deep-list",
+        "deep-object",
+        "huge-number",
+        "broken",
+        "latin-1",
+    ],
+)
+async def test_signed_bodies_that_are_not_json_objects_are_refused(
+    server: LiveServer, body: bytes
+) -> None:
+    headers = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "customers/redact",
+        "X-Shopify-Webhook-Id": new_id(),
+        "X-Shopify-Hmac-Sha256": _signed(body),
+    }
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post("/webhooks", content=body, headers=headers)
+        assert response.status_code in (400, 401), response.text
+        assert response.json()["error"]["code"] in ("invalid_payload", "invalid_hmac")
+        assert (await client.get("/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header,value,code",
+    [
+        ("X-Shopify-Topic", "customers/" + "x" * 200, "invalid_topic"),
+        ("X-Shopify-Topic", "customers/re dact", "invalid_topic"),
+        ("X-Shopify-Webhook-Id", "w" * 101, "invalid_webhook_id"),
+        ("X-Shopify-Webhook-Id", "id with spaces", "invalid_webhook_id"),
+        ("X-Shopify-Webhook-Id", "ïd", "invalid_webhook_id"),
+        ("X-Shopify-Hmac-Sha256", "ÿ" * 44, "invalid_hmac"),
+    ],
+)
+async def test_headers_that_do_not_fit_are_refused(
+    server: LiveServer, db: Database, header: str, value: str, code: str
+) -> None:
+    shop = await make_shop(db)
+    body = json.dumps({"shop_domain": shop, "customer": {"id": 1}}).encode()
+    headers = {
+        "X-Shopify-Topic": "customers/redact",
+        "X-Shopify-Webhook-Id": new_id(),
+        "X-Shopify-Hmac-Sha256": _signed(body),
+        header: value,
+    }
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post(
+            "/webhooks",
+            content=body,
+            headers={k: v.encode("latin-1") for k, v in headers.items()},  # type: ignore[misc]
+        )
+    assert response.status_code in (400, 401), response.text
+    assert response.json()["error"]["code"] == code
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(server: LiveServer) -> None:
+    """The declared length is enough to say no: the worker never holds the body."""
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /webhooks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 314572800\r\nX-Shopify-Topic: shop/redact\r\n\r\n{"
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 413")
+    writer.close()
+
+
+async def test_an_undeclared_oversized_body_stops_being_read_at_the_cap(server: LiveServer) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(64):  # 64 MiB if it were all read
+            yield b"x" * (1024 * 1024)
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        response = await client.post(
+            "/webhooks", content=chunks(), headers={"X-Shopify-Topic": "shop/redact"}
+        )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
 
 
 async def test_missing_topic_or_id_is_400(server: LiveServer, db: Database) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -14,7 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.models import Conversation, DataRequest, Message, Shop, WebhookEvent, aware, utcnow
+from app.models import (
+    Conversation,
+    DataRequest,
+    Message,
+    OAuthNonce,
+    Shop,
+    WebhookEvent,
+    aware,
+    utcnow,
+)
 from app.repo.common import _rowcount
 
 
@@ -240,8 +250,12 @@ async def stats(
 async def record_webhook(
     session: AsyncSession, *, webhook_id: str, topic: str, shop: str, payload: str
 ) -> WebhookEvent | None:
-    """Store a webhook once; None when this id was seen before (Shopify retries)."""
-    event = WebhookEvent(webhook_id=webhook_id, topic=topic, shop_domain=shop, payload=payload)
+    """Store a webhook once; None when its id, or the same body for the same topic, was seen
+    before (Shopify's retries keep the id; a captured body re-sent keeps the body)."""
+    digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    event = WebhookEvent(
+        webhook_id=webhook_id, topic=topic, shop_domain=shop, payload=payload, body_digest=digest
+    )
     session.add(event)
     try:
         await session.commit()
@@ -251,29 +265,75 @@ async def record_webhook(
     return event
 
 
-async def pending_webhooks(
-    session: AsyncSession, *, older_than: datetime, limit: int = 50
-) -> list[WebhookEvent]:
+async def get_webhook(session: AsyncSession, *, event_id: int) -> WebhookEvent | None:
+    return await session.get(WebhookEvent, event_id)
+
+
+async def claim_webhook(session: AsyncSession, *, event_id: int) -> bool:
+    """Mark a webhook applied, in the transaction that applies it: the row stays locked until
+    that commits, so a second worker waits, then finds it applied and does nothing (on
+    SQLite the database's write lock does the same). A rollback leaves it to be retried."""
     result = await session.execute(
-        sa.select(WebhookEvent)
+        sa.update(WebhookEvent)
+        .where(col(WebhookEvent.id) == event_id, col(WebhookEvent.processed_at).is_(None))
+        .values(processed_at=utcnow(), attempts=col(WebhookEvent.attempts) + 1)
+    )
+    return bool(_rowcount(result))
+
+
+async def webhook_failed(session: AsyncSession, *, event_id: int, retry_at: datetime) -> None:
+    await session.execute(
+        sa.update(WebhookEvent)
+        .where(col(WebhookEvent.id) == event_id, col(WebhookEvent.processed_at).is_(None))
+        .values(attempts=col(WebhookEvent.attempts) + 1, next_attempt_at=retry_at)
+    )
+
+
+async def pending_webhooks(
+    session: AsyncSession, *, older_than: datetime, now: datetime, limit: int = 50
+) -> list[int]:
+    """Webhooks received a while ago and still not applied, whose next attempt is due."""
+    result = await session.execute(
+        sa.select(col(WebhookEvent.id))
         .where(
             col(WebhookEvent.processed_at).is_(None),
             col(WebhookEvent.received_at) < older_than,
             col(WebhookEvent.attempts) < 10,
+            sa.or_(
+                col(WebhookEvent.next_attempt_at).is_(None),
+                col(WebhookEvent.next_attempt_at) <= now,
+            ),
         )
         .order_by(col(WebhookEvent.id))
         .limit(limit)
     )
-    return list(result.scalars())
+    return [int(ident) for ident in result.scalars() if ident is not None]
 
 
-async def finish_webhook(session: AsyncSession, *, event_id: int, processed: bool) -> None:
-    values: dict[str, object] = {"attempts": col(WebhookEvent.attempts) + 1}
-    if processed:
-        values["processed_at"] = utcnow()
-    await session.execute(
-        sa.update(WebhookEvent).where(col(WebhookEvent.id) == event_id).values(**values)
+async def forget_old_webhooks(session: AsyncSession, *, before: datetime) -> int:
+    """Applied webhooks, and their digests, are kept a while to recognise a replay."""
+    result = await session.execute(
+        sa.delete(WebhookEvent).where(
+            col(WebhookEvent.processed_at).is_not(None), col(WebhookEvent.received_at) < before
+        )
     )
+    return _rowcount(result)
+
+
+async def use_oauth_nonce(session: AsyncSession, *, nonce: str) -> bool:
+    """Record an OAuth state nonce as used; False if it was used before."""
+    session.add(OAuthNonce(nonce=nonce))
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
+
+
+async def forget_old_nonces(session: AsyncSession, *, before: datetime) -> int:
+    result = await session.execute(sa.delete(OAuthNonce).where(col(OAuthNonce.used_at) < before))
+    return _rowcount(result)
 
 
 async def add_data_request(
@@ -362,13 +422,16 @@ __all__ = [
     "ConversationFilter",
     "ConversationRow",
     "add_data_request",
+    "claim_webhook",
     "decode_cursor",
     "delete_conversation",
     "delete_expired",
     "encode_cursor",
     "export_rows",
     "find_conversation",
-    "finish_webhook",
+    "forget_old_nonces",
+    "forget_old_webhooks",
+    "get_webhook",
     "list_conversations",
     "list_data_requests",
     "mark_abandoned",
@@ -377,4 +440,6 @@ __all__ = [
     "redact_customer",
     "stats",
     "transcript",
+    "use_oauth_nonce",
+    "webhook_failed",
 ]

@@ -98,8 +98,51 @@ async def store_tokens(
     shop.access_token_expires_at = access_token_expires_at
     shop.refresh_token_expires_at = refresh_token_expires_at
     shop.scopes = scopes
+    shop.token_refresh_until = None
     await session.flush()
     return shop
+
+
+async def shops_with_tokens(session: AsyncSession) -> list[Shop]:
+    """Shops holding a token, as ORM objects to be changed in this session."""
+    result = await session.execute(sa.select(Shop).where(col(Shop.access_token).is_not(None)))
+    return list(result.scalars())
+
+
+async def take_refresh_lease(session: AsyncSession, *, shop_id: int, until: datetime) -> bool:
+    """Become the one worker refreshing this shop's token, unless another one is (until its
+    lease runs out: a worker that died mid-refresh holds nothing for long)."""
+    now = utcnow()
+    result = await session.execute(
+        sa.update(Shop)
+        .where(
+            col(Shop.id) == shop_id,
+            sa.or_(col(Shop.token_refresh_until).is_(None), col(Shop.token_refresh_until) < now),
+        )
+        .values(token_refresh_until=until)
+    )
+    return bool(_rowcount(result))
+
+
+async def release_refresh_lease(session: AsyncSession, *, shop_id: int) -> None:
+    await session.execute(
+        sa.update(Shop).where(col(Shop.id) == shop_id).values(token_refresh_until=None)
+    )
+
+
+async def drop_tokens(session: AsyncSession, *, shop_id: int) -> None:
+    """Tokens Shopify no longer accepts: gone, so the next visit to the app exchanges anew."""
+    await session.execute(
+        sa.update(Shop)
+        .where(col(Shop.id) == shop_id)
+        .values(
+            access_token=None,
+            refresh_token=None,
+            access_token_expires_at=None,
+            refresh_token_expires_at=None,
+            token_refresh_until=None,
+        )
+    )
 
 
 SHOP_SETTINGS = (

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from app import repo
 from app.errors import BadRequest, Forbidden, Unauthorized
 from app.merchants import state_of, store_grant
 from app.shopify import (
@@ -75,6 +76,11 @@ async def callback(request: Request) -> Response:
     code = params.get("code", "")
     if not code:
         raise BadRequest("missing_code", "Shopify sent no authorization code.")
+    # The signed cookie is good for ten minutes; its nonce is good once.
+    async with state.db.session() as session:
+        fresh = await repo.use_oauth_nonce(session, nonce=str(remembered["nonce"])[:64])
+    if not fresh:
+        raise Forbidden("state_used", "This install link was used already; start again.")
     try:
         grant = await exchange_code(state.shopify, shop=params["shop"], code=code)
     except ShopifyAdminError as exc:

@@ -15,9 +15,16 @@ from starlette.staticfiles import StaticFiles
 from app import repo
 from app.demo import DEMO_SHOP
 from app.errors import Unauthorized
-from app.merchants import DEV_COOKIE, dev_serializer, dev_shop, mint_session_token, state_of
+from app.merchants import (
+    DEV_COOKIE,
+    dev_serializer,
+    dev_shop,
+    mint_session_token,
+    session_token_of,
+    state_of,
+)
 from app.routes.auth import begin_install
-from app.shopify import ShopifyAuthError, is_shop_domain, verify_oauth_query, verify_session_token
+from app.shopify import ShopifyAuthError, is_shop_domain, verify_oauth_query
 
 APP = Path(__file__).resolve().parent.parent
 templates = Environment(
@@ -26,12 +33,16 @@ templates = Environment(
 PAGES = {"conversations": "Conversations", "stats": "Statistics", "settings": "Settings"}
 
 
-def _render(request: Request, template: str, shop: str, **context: object) -> HTMLResponse:
+def _render(
+    request: Request, template: str, shop: str, *, dev_login: bool, **context: object
+) -> HTMLResponse:
+    """A page; App Bridge drives it inside the Shopify admin (also under `shopify app dev`),
+    the development login outside it."""
     state = state_of(request)
     html = templates.get_template(template).render(
         shop=shop,
         api_key=state.settings.shopify_api_key,
-        development=state.settings.development,
+        development=dev_login,
         pages=PAGES,
         **context,
     )
@@ -44,17 +55,21 @@ def _render(request: Request, template: str, shop: str, **context: object) -> HT
 
 
 async def _page_shop(request: Request) -> str | Response:
-    """The shop a page is for: a verified session token, or in development the dev login."""
-    shop = dev_shop(request)
-    if shop:
-        return shop
+    """The shop a page is for: a verified session token, or in development the dev login.
+
+    A page opened by the Shopify admin (id_token, embedded=1 or host in its query) always
+    goes through Shopify's session token, in development too (`shopify app dev`)."""
+    query = request.query_params
     state = state_of(request)
-    if state.settings.development and "id_token" not in request.query_params:
-        return RedirectResponse("/dev/login", 303)
+    embedded = "id_token" in query or query.get("embedded") == "1" or "host" in query
+    if not embedded:
+        shop = dev_shop(request)
+        if shop:
+            return shop
+        if state.settings.development:
+            return RedirectResponse("/dev/login", 303)
     try:
-        token = verify_session_token(
-            state.shopify, method="GET", url=str(request.url), headers=request.headers
-        )
+        token = session_token_of(state, request, api=False)
     except ShopifyAuthError as exc:
         # A missing or stale id_token: Shopify's package redirects to the page that renews it.
         body = "" if exc.status == 302 else "Open this app from your Shopify admin."
@@ -89,7 +104,8 @@ def _page(template: str, page: str, *path_params: str) -> Callable[[Request], Aw
         if isinstance(shop, Response):
             return shop
         params = {name: request.path_params[name] for name in path_params}
-        return _render(request, template, shop, page=page, **params)
+        dev_login = shop == dev_shop(request)
+        return _render(request, template, shop, page=page, dev_login=dev_login, **params)
 
     return handler
 

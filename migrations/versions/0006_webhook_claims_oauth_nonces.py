@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("webhook_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("body_digest", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True))
         # webhook_events is small (a row per delivery, never on a shopper's path): a plain
         # index build is fine here.
         batch_op.create_index(
@@ -44,5 +44,5 @@ def downgrade() -> None:
         batch_op.drop_column("token_refresh_until")
     with op.batch_alter_table("webhook_events", schema=None) as batch_op:
         batch_op.drop_index("uq_webhook_events_topic_digest")
-        batch_op.drop_column("claimed_until")
+        batch_op.drop_column("next_attempt_at")
         batch_op.drop_column("body_digest")
