@@ -50,7 +50,9 @@ class Settings:
     ai_provider: str = "offline"
     ai_base_url: str = ""
     ai_api_key: str = ""
-    ai_model: str = ""
+    ai_model: str = "offline-faq"
+    # Further models a merchant may choose for their shop (they run on the operator's key).
+    ai_model_choices: tuple[str, ...] = ()
     ai_timeout: float = 30.0
     ai_max_tokens: int = 1024
     ai_context_chars: int = 12_000
@@ -74,6 +76,12 @@ class Settings:
     @property
     def development(self) -> bool:
         return self.app_env == "development"
+
+    @property
+    def ai_models(self) -> tuple[str, ...]:
+        """The models a merchant may choose: the default first, then AI_MODELS."""
+        listed = (self.ai_model, *self.ai_model_choices)
+        return tuple(dict.fromkeys(m for m in listed if m))
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -145,6 +153,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ai_base_url=(env.get("AI_BASE_URL") or default_base).rstrip("/"),
         ai_api_key=ai_api_key,
         ai_model=env.get("AI_MODEL") or default_model,
+        ai_model_choices=tuple(
+            dict.fromkeys(m.strip() for m in env.get("AI_MODELS", "").split(",") if m.strip())
+        ),
         ai_timeout=_float(env, "AI_TIMEOUT", 30.0),
         ai_max_tokens=int(_float(env, "AI_MAX_TOKENS", 1024)),
         ai_context_chars=int(_float(env, "AI_CONTEXT_CHARS", 12_000)),

@@ -129,6 +129,14 @@ class Message(SQLModel, table=True):
             postgresql_where=sa.text("status = 'streaming'"),
         ),
         sa.Index("ix_messages_reply_to_id", "reply_to_id"),
+        # The dashboard's substring search (ILIKE '%word%'); PostgreSQL only (migration 0004).
+        sa.Index(
+            "ix_messages_content_trgm",
+            "content",
+            postgresql_using="gin",
+            postgresql_ops={"content": "gin_trgm_ops"},
+            info={"postgresql_only": True},
+        ),
         # The reaper finds replies whose worker died.
         sa.Index(
             "ix_messages_streaming_updated",

@@ -153,7 +153,12 @@ SCHEMAS: dict[str, Any] = {
             "accent_color": {"type": ["string", "null"], "pattern": "^#[0-9a-fA-F]{6}$"},
             "system_prompt": {"type": ["string", "null"], "maxLength": 4000},
             "ai_provider": {"type": "string", "enum": ["default", "offline"]},
-            "ai_model": {"type": ["string", "null"], "maxLength": 100},
+            "ai_model": {
+                "type": ["string", "null"],
+                "maxLength": 100,
+                "description": "null for the default, or one of `ai_models` (AI_MODELS)",
+            },
+            "ai_models": {"type": "array", "items": {"type": "string"}, "readOnly": True},
             "retention_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650},
             "faq": {
                 "type": "array",
@@ -400,5 +405,19 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
-async def openapi(_request: Request) -> Response:
-    return JSONResponse(DOCUMENT)
+def document(models: tuple[str, ...]) -> dict[str, Any]:
+    """The description, with what depends on how this service is run: the models a merchant
+    may choose (AI_MODEL and AI_MODELS)."""
+    settings = {**SCHEMAS["Settings"]["properties"]["ai_model"], "enum": [None, *models]}
+    schemas = {
+        **SCHEMAS,
+        "Settings": {
+            **SCHEMAS["Settings"],
+            "properties": {**SCHEMAS["Settings"]["properties"], "ai_model": settings},
+        },
+    }
+    return {**DOCUMENT, "components": {**DOCUMENT["components"], "schemas": schemas}}
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(document(request.app.state.chat.settings.ai_models))

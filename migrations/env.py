@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -28,10 +29,18 @@ def _url() -> str:
     return load_settings().database_url
 
 
+def _include(object_: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Objects the models mark PostgreSQL-only (info={"postgresql_only": True}) exist only
+    there; elsewhere autogenerate and `alembic check` leave them out."""
+    info = getattr(object_, "info", None) or {}
+    return not (info.get("postgresql_only") and context.get_bind().dialect.name != "postgresql")
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

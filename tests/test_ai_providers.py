@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from app.db import Database
-from tests.factories import ProxyClient, make_shop, messages_of, new_id
+from tests.factories import AdminClient, ProxyClient, make_shop, messages_of, new_id
 from tests.fake_upstream import FakeUpstream
 from tests.servers import LiveServer, free_port, serve
 
@@ -213,3 +213,28 @@ async def test_a_silent_model_gets_keep_alives_to_the_shopper(
     assert deltas[1] < pings[0] and pings[-1] < deltas[2], "pings only while the model is silent"
     saved = await messages_of(db, shop, session_id)
     assert saved[-1].status == "complete" and saved[-1].content == "".join(fake.tokens)
+
+
+async def test_the_merchant_chooses_among_the_operators_models(
+    fake: FakeUpstream, upstream, start_server, db: Database
+) -> None:
+    server = _provider_server(
+        start_server, upstream[1].url, "openai", ai_model_choices=("test-model-large",)
+    )
+    shop = await make_shop(db)
+    async with AdminClient(server.url, shop) as merchant:
+        offered = (await merchant.get("/api/admin/settings")).json()["ai_models"]
+        assert offered == ["test-model", "test-model-large"]
+        refused = await merchant.put("/api/admin/settings", {"ai_model": "gpt-5-unlisted"})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_ai_model"
+        chosen = await merchant.put("/api/admin/settings", {"ai_model": "test-model-large"})
+        assert chosen.status_code == 200
+    async with ProxyClient(server.url, shop) as client:
+        assert (await client.send(new_id(), "hello")).last.event == "done"
+    assert fake.requests[-1]["body"]["model"] == "test-model-large"
+    # The operator takes the model off the list: the shop falls back to the default.
+    narrowed = _provider_server(start_server, upstream[1].url, "openai")
+    async with ProxyClient(narrowed.url, shop) as client:
+        assert (await client.send(new_id(), "hello again")).last.event == "done"
+    assert fake.requests[-1]["body"]["model"] == "test-model"

@@ -180,3 +180,29 @@ async def test_counters_skip_the_write_ahead_log_on_postgres(db: Database) -> No
             )
         )
     assert persistence == "u"
+
+
+async def test_behind_a_platform_router_the_shopper_is_the_second_entry_from_the_right(
+    start_limited, db: Database
+) -> None:
+    """Shopify's app proxy writes the shopper's address; a router in front of the service
+    (Heroku's, a load balancer) then appends Shopify's own. With PROXY_HOPS=2 each shopper
+    has their own budget, and what a shopper writes further left still buys nothing."""
+    limited = start_limited(rate_limit_ip=2, proxy_hops=2)
+    shopify_egress = _address()
+    shop = await make_shop(db)
+
+    async def send(client: ProxyClient, shopper: str, forged: str = "198.51.100.7") -> int:
+        response = await client.http.post(
+            client.url("/proxy/messages"),
+            json={"session_id": new_id(), "message": "hello"},
+            headers={"X-Forwarded-For": f"{forged}, {shopper}, {shopify_egress}"},
+        )
+        await response.aread()
+        return response.status_code
+
+    async with ProxyClient(limited.url, shop) as client:
+        ada, bob = _address(), _address()
+        assert [await send(client, ada), await send(client, ada)] == [200, 200]
+        assert await send(client, ada, forged=_address()) == 429, "a forged entry buys nothing"
+        assert await send(client, bob) == 200, "another shopper behind the same router goes on"

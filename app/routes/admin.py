@@ -172,6 +172,8 @@ async def _settings_json(request: Request, shop: Shop) -> dict[str, Any]:
             "ai_provider": state_of(request).settings.ai_provider,
             "ai_model": state_of(request).settings.ai_model,
         },
+        # What ai_model may be (besides null, the default): the operator's list.
+        "ai_models": list(state_of(request).settings.ai_models),
     }
 
 
@@ -193,12 +195,18 @@ def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
 
 
 def _settings_values(
-    body: dict[str, Any],
+    body: dict[str, Any], models: tuple[str, ...]
 ) -> tuple[dict[str, object], list[tuple[str, str]] | None]:
     values: dict[str, object] = {}
     for name, limit in (("greeting", 200), ("system_prompt", 4000), ("ai_model", 100)):
         if name in body:
             values[name] = _text(body, name, limit)
+    if values.get("ai_model") is not None and values["ai_model"] not in models:
+        # The model runs on the operator's key: only one the operator listed (AI_MODELS).
+        raise BadRequest(
+            "invalid_ai_model",
+            f"ai_model must be null (the default) or one of {', '.join(models)}.",
+        )
     if "accent_color" in body:
         color = _text(body, "accent_color", 7)
         if color is not None and not COLOR.fullmatch(color):
@@ -253,7 +261,7 @@ def _settings_values(
 async def put_settings(request: Request) -> Response:
     merchant = await authenticate(request)
     body = await read_json_object(request)
-    values, faq = _settings_values(body)
+    values, faq = _settings_values(body, state_of(request).settings.ai_models)
     state = state_of(request)
     async with state.db.session() as session:
         if values:

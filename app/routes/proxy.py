@@ -154,7 +154,8 @@ async def _reply_request(
         system_prompt=caller.system_prompt or DEFAULT_SYSTEM_PROMPT,
         messages=fit_context(turns, state.settings.ai_context_chars),
         faq=[FaqItem(question=f.question, answer=f.answer) for f in faq],
-        model=caller.ai_model or None,
+        # A model the operator has since taken off AI_MODELS falls back to the default.
+        model=caller.ai_model if caller.ai_model in state.settings.ai_models else None,
     )
 
 

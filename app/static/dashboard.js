@@ -233,10 +233,18 @@
     });
 
     function fill(data) {
-      for (const name of ['greeting', 'accent_color', 'system_prompt', 'ai_model']) {
+      for (const name of ['greeting', 'accent_color', 'system_prompt']) {
         form.elements[name].value = data[name] || '';
         form.elements[name].placeholder = data.defaults[name] || '';
       }
+      const models = form.elements.ai_model;
+      models.replaceChildren(make('option', 'Default (' + data.defaults.ai_model + ')'));
+      models.firstElementChild.value = '';
+      for (const name of data.ai_models.filter((model) => model !== data.defaults.ai_model)) {
+        const option = models.appendChild(make('option', name));
+        option.value = name;
+      }
+      models.value = data.ai_models.includes(data.ai_model) ? data.ai_model : '';
       form.elements.ai_provider.value = data.ai_provider;
       form.elements.retention_days.value = data.retention_days || '';
       picker.value = data.accent_color || data.defaults.accent_color;
