@@ -13,11 +13,24 @@ from app.errors import BadRequest, TooLarge
 MAX_BODY_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 4000
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# Whole numbers from clients: ASCII digits only (str.isdigit takes '²', which int() refuses,
+# and int() reads other scripts' and fullwidth digits), at most 18 of them, so that int()
+# never reads thousands of digits and every value fits a 63-bit column.
+_DIGITS = re.compile(r"[0-9]{1,18}")
+LARGEST_INT = 10**18 - 1
+
+
+def ascii_int(raw: str, *, low: int, high: int) -> int | None:
+    """`raw` as a whole number from `low` to `high`, or None if it is anything else."""
+    if not _DIGITS.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    declared = ascii_int(request.headers.get("content-length", ""), low=0, high=LARGEST_INT)
+    if declared is not None and declared > MAX_BODY_BYTES:
         raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
     body = bytearray()
     async for chunk in request.stream():
@@ -86,6 +99,24 @@ def int_param(request: Request, name: str, *, default: int, low: int, high: int)
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = ascii_int(raw, low=low, high=high)
+    if value is None:
         raise BadRequest(f"invalid_{name}", f"{name} must be a whole number from {low} to {high}.")
-    return int(raw)
+    return value
+
+
+def last_event_param(request: Request) -> tuple[str, int] | None:
+    """The message id and offset a resumed reply continues from: `Last-Event-ID` (or
+    `last_event_id=`) is `<message id>:<offset>`, as this service sent it; any other form is
+    refused."""
+    value = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if not value:
+        return None
+    message_id, _, raw = value.rpartition(":")
+    offset = ascii_int(raw, low=0, high=LARGEST_INT)
+    if offset is None or not _UUID4.fullmatch(message_id.lower()):
+        raise BadRequest(
+            "invalid_last_event_id",
+            "Last-Event-ID must be an event id of this stream: <message id>:<offset>.",
+        )
+    return message_id.lower(), offset

@@ -137,6 +137,13 @@ async def test_unknown_path_is_404_json(client: ProxyClient) -> None:
         ({"session_id": "{sid}", "limit": "101"}, "invalid_limit"),
         ({"session_id": "{sid}", "limit": "-1"}, "invalid_limit"),
         ({"session_id": "{sid}", "limit": "ten"}, "invalid_limit"),
+        # str.isdigit takes these; int() refuses some and reads others: neither may pass.
+        ({"session_id": "{sid}", "limit": "²"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "１０"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "١٠"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": " 10"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "1_0"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "9" * 5000}, "invalid_limit"),
         ({"session_id": "{sid}", "before": "yesterday"}, "invalid_before"),
     ],
 )
