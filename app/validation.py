@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 from starlette.requests import Request
@@ -18,6 +19,15 @@ _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 # never reads thousands of digits and every value fits a 63-bit column.
 _DIGITS = re.compile(r"[0-9]{1,18}")
 LARGEST_INT = 10**18 - 1
+# json.loads recurses once per level: a body of 60,000 brackets was a RecursionError (and, under a
+# raised recursion limit, could crash the worker). Nesting is measured first, without recursing;
+# no body of this API is nested more than three deep.
+MAX_JSON_DEPTH = 32
+# A JSON string, closed or running to the end; unrolled, so that one pass is linear. On the
+# UTF-8 bytes: no byte of a multi-byte character is a quote, a backslash or a bracket.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_NESTING = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
 def ascii_int(raw: str, *, low: int, high: int) -> int | None:
@@ -37,13 +47,34 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest("invalid_json", "The request body is not valid JSON.") from exc
+    data = parse_json(bytes(body))
     if not isinstance(data, dict):
         raise BadRequest("invalid_json", "The request body must be a JSON object.")
     return data
+
+
+def _nesting(body: bytes) -> int:
+    """How deep the brackets outside strings go: a linear count, not a recursive parse."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return 0  # the usual body: too few brackets to be too deep
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0)
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON as RFC 8259 has it (UTF-8, no NaN or Infinity), nested at most MAX_JSON_DEPTH deep."""
+    if _nesting(body) > MAX_JSON_DEPTH:
+        raise BadRequest("invalid_json", f"The JSON is nested more than {MAX_JSON_DEPTH} deep.")
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
+    except UnicodeDecodeError as exc:
+        raise BadRequest("invalid_json", "The request body is not UTF-8.") from exc
+    except ValueError as exc:  # also a number of more than 4,300 digits
+        raise BadRequest("invalid_json", "The request body is not valid JSON.") from exc
 
 
 def uuid4_field(value: object, name: str, *, required: bool = True) -> str | None:

@@ -340,8 +340,9 @@ async def test_admin_api_rejects_wrong_methods_and_bodies(server: LiveServer, db
     async with AdminClient(server.url, shop) as merchant:
         response = await merchant.http.post("/api/admin/stats", headers=merchant.headers())
         assert response.status_code == 405
-        response = await merchant.http.put(
-            "/api/admin/settings", content=b"{oops", headers=merchant.headers()
-        )
-        assert response.status_code == 400
-        assert response.json()["error"]["code"] == "invalid_json"
+        for raw in (b"{oops", b'{"faq": ' + b"[" * 5000, b'{"retention_days": Infinity}'):
+            response = await merchant.http.put(
+                "/api/admin/settings", content=raw, headers=merchant.headers()
+            )
+            assert response.status_code == 400
+            assert response.json()["error"]["code"] == "invalid_json"
