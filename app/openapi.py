@@ -74,12 +74,18 @@ SSE = {
 
 PROXY: list[dict[str, list[str]]] = [{"appProxy": []}]
 ADMIN: list[dict[str, list[str]]] = [{"sessionToken": []}]
+# app/validation.py's EARLIEST_DATE to LATEST_DATE: 2000-01-01 to 2100-12-31.
+DATE = {
+    "type": "string",
+    "format": "date",
+    "pattern": "^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+}
 FILTERS = [
     _query("q", {"type": "string", "maxLength": 200}, description="Text in any message"),
     _query("status", {"type": "string", "enum": ["active", "ended", "abandoned"]}),
-    _query("from", {"type": "string", "format": "date"}),
-    _query("to", {"type": "string", "format": "date"}),
-    _query("customer_id", {"type": "string", "pattern": "^[0-9]+$"}),
+    _query("from", DATE, description="The first day, from 2000-01-01"),
+    _query("to", DATE, description="The last day, up to 2100-12-31"),
+    _query("customer_id", {"type": "string", "pattern": "^[0-9]{1,64}$"}),
 ]
 
 SCHEMAS: dict[str, Any] = {
@@ -251,7 +257,11 @@ PATHS: dict[str, Any] = {
             "security": ADMIN,
             "parameters": [
                 *FILTERS,
-                _query("cursor", {"type": "string"}),
+                _query(
+                    "cursor",
+                    {"type": "string", "maxLength": 200},
+                    description="next_cursor of the page before; any other value is 400",
+                ),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
             ],
             "responses": {

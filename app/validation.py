@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from itertools import accumulate
 from typing import Any
 
@@ -134,6 +135,37 @@ def int_param(request: Request, name: str, *, default: int, low: int, high: int)
     if value is None:
         raise BadRequest(f"invalid_{name}", f"{name} must be a whole number from {low} to {high}.")
     return value
+
+
+# Dates a merchant filters by: the app's own years, so that date arithmetic on them (the end of
+# the `to` day) never leaves what datetime and the databases hold.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat also reads 20261121
+_CUSTOMER_ID = re.compile(r"[0-9]{1,64}")  # Shopify's numeric ids; the column holds 64
+
+
+def date_param(request: Request, name: str) -> date | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = date.fromisoformat(raw) if _ISO_DATE.fullmatch(raw) else None
+    except ValueError:
+        value = None
+    if value is None or not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise BadRequest(
+            f"invalid_{name}",
+            f"{name} must be a date like 2026-11-21, from {EARLIEST_DATE} to {LATEST_DATE}.",
+        )
+    return value
+
+
+def customer_id_param(request: Request) -> str | None:
+    raw = request.query_params.get("customer_id") or None
+    if raw is not None and not _CUSTOMER_ID.fullmatch(raw):
+        raise BadRequest("invalid_customer_id", "customer_id must be a number of 1 to 64 digits.")
+    return raw
 
 
 def last_event_param(request: Request) -> tuple[str, int] | None:

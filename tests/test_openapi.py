@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,8 +18,9 @@ from starlette.routing import Route
 
 from app.db import Database
 from app.main import create_app
-from app.openapi import DOCUMENT
+from app.openapi import DATE, DOCUMENT
 from app.shopify import sign_proxy_query
+from app.validation import EARLIEST_DATE, LATEST_DATE
 from tests.conftest import make_settings
 from tests.factories import TEST_API_SECRET, make_shop, new_id, session_token
 from tests.servers import LiveServer
@@ -91,6 +94,14 @@ def test_fuzzed_requests_get_no_5xx_and_only_documented_errors(
         )
 
     fuzz()
+
+
+def test_the_documented_dates_are_the_ones_the_api_reads() -> None:
+    pattern = re.compile(DATE["pattern"])
+    for day in (EARLIEST_DATE, LATEST_DATE):
+        assert pattern.fullmatch(day.isoformat())
+    for day in (EARLIEST_DATE - timedelta(days=1), LATEST_DATE + timedelta(days=1)):
+        assert not pattern.fullmatch(day.isoformat())
 
 
 def test_every_api_route_is_documented() -> None:
