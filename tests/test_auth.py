@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -132,6 +134,43 @@ async def test_install_link_is_verified(app_server: LiveServer, change: str) -> 
     assert response.status_code == (400 if change == "domain" else 401)
     assert response.json()["error"]["code"] in ("invalid_hmac", "invalid_shop", "stale_request")
     assert "location" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/", "/auth", "/auth/callback"])
+@pytest.mark.parametrize("received", ["é", "²" * 64, "g" * 64, "0" * 63])
+async def test_an_hmac_that_is_not_hex_is_401(
+    app_server: LiveServer, path: str, received: str
+) -> None:
+    # A non-ASCII one reached hmac.compare_digest, which raises TypeError on it: a 500.
+    query = urlencode(
+        {"shop": new_shop_domain(), "timestamp": str(int(time.time())), "hmac": received}
+    )
+    async with httpx.AsyncClient(base_url=app_server.url) as browser:
+        response = await browser.get(f"{path}?{query}")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_hmac"
+
+
+@pytest.mark.parametrize("timestamp", ["²", "１７００000000", "9" * 5000, "-1"])
+async def test_a_signed_timestamp_that_is_not_a_number_is_401(
+    app_server: LiveServer, timestamp: str
+) -> None:
+    query = signed_oauth_query({"shop": new_shop_domain(), "timestamp": timestamp})
+    async with httpx.AsyncClient(base_url=app_server.url) as browser:
+        response = await browser.get(f"/auth?{query}")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "stale_request"
+
+
+async def test_a_state_of_any_characters_is_compared_not_a_500(app_server: LiveServer) -> None:
+    shop = new_shop_domain()
+    async with httpx.AsyncClient(base_url=app_server.url) as browser:
+        await browser.get("/auth?" + signed_oauth_query({"shop": shop}))
+        response = await browser.get(
+            "/auth/callback?" + signed_oauth_query({"shop": shop, "code": "c", "state": "é"})
+        )
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "invalid_state"
 
 
 async def test_callback_needs_the_state_of_this_browser(

@@ -394,3 +394,11 @@ async def test_no_dev_login_in_production(start_server: Callable[..., LiveServer
                 if response.status_code == 302:
                     assert urlsplit(response.headers["location"]).path == "/auth/session-token"
                 assert "data-page" not in response.text, "no dashboard without a session token"
+
+
+async def test_dev_login_refuses_a_shop_name_longer_than_a_dns_label(server: LiveServer) -> None:
+    # Such a shop was logged in, and installed on its first API call, past the columns' lengths.
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post("/dev/login", data={"shop": "a" * 64 + ".myshopify.com"})
+    assert response.status_code == 400
+    assert "set-cookie" not in response.headers

@@ -68,7 +68,9 @@ async def callback(request: Request) -> Response:
         )
     except BadSignature as exc:
         raise Forbidden("invalid_state", "The install session expired; start again.") from exc
-    if not secrets.compare_digest(str(remembered.get("nonce", "")), params.get("state", "")):
+    # As bytes: compare_digest raises TypeError on a str with a non-ASCII character.
+    nonce, state_param = str(remembered.get("nonce", "")), params.get("state", "")
+    if not secrets.compare_digest(nonce.encode(), state_param.encode()):
         raise Forbidden("invalid_state", "The install state does not match; start again.")
     if remembered.get("shop") != params["shop"]:
         raise Forbidden("invalid_state", "The install was started for another shop.")
