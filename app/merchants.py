@@ -22,6 +22,7 @@ from app.shopify import (
     ShopifyAuthError,
     admin_graphql,
     exchange_session_token,
+    is_shop_domain,
     refresh_grant,
     verify_session_token,
 )
@@ -61,10 +62,10 @@ def dev_shop(request: Request) -> str | None:
     if not state.settings.development or not raw:
         return None
     try:
-        shop = dev_serializer(state).loads(raw, max_age=12 * 3600)
+        shop = str(dev_serializer(state).loads(raw, max_age=12 * 3600))
     except BadSignature:
         return None
-    return str(shop)
+    return shop if is_shop_domain(shop) else None  # a cookie from before a tighter rule
 
 
 def mint_session_token(state: AppState, shop: str, *, dev: bool = True, lifetime: int = 60) -> str:

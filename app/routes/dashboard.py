@@ -16,7 +16,7 @@ from app import repo
 from app.demo import DEMO_SHOP
 from app.errors import Unauthorized
 from app.merchants import DEV_COOKIE, dev_serializer, dev_shop, mint_session_token, state_of
-from app.routes.auth import begin_install
+from app.routes.auth import begin_install, frame_ancestors
 from app.shopify import ShopifyAuthError, is_shop_domain, verify_oauth_query, verify_session_token
 
 APP = Path(__file__).resolve().parent.parent
@@ -37,8 +37,7 @@ def _render(request: Request, template: str, shop: str, **context: object) -> HT
     )
     headers = {
         "Cache-Control": "no-store",
-        # Only the shop's admin may frame the dashboard.
-        "Content-Security-Policy": f"frame-ancestors https://{shop} https://admin.shopify.com",
+        "Content-Security-Policy": frame_ancestors(shop),
     }
     return HTMLResponse(html, headers=headers)
 
