@@ -7,6 +7,7 @@ import re
 from datetime import date
 from itertools import accumulate
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
@@ -39,7 +40,8 @@ def ascii_int(raw: str, *, low: int, high: int) -> int | None:
     return value if low <= value <= high else None
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
+async def read_body(request: Request) -> bytes:
+    """The request body, refused with 413 past MAX_BODY_BYTES before more of it is read."""
     declared = ascii_int(request.headers.get("content-length", ""), low=0, high=LARGEST_INT)
     if declared is not None and declared > MAX_BODY_BYTES:
         raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
@@ -48,7 +50,16 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
-    data = parse_json(bytes(body))
+    return bytes(body)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A small urlencoded form (the development pages'): the last value of each field."""
+    return dict(parse_qsl((await read_body(request)).decode("utf-8", "replace")))
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    data = parse_json(await read_body(request))
     if not isinstance(data, dict):
         raise BadRequest("invalid_json", "The request body must be a JSON object.")
     return data
@@ -161,9 +172,13 @@ def date_param(request: Request, name: str) -> date | None:
     return value
 
 
+def is_customer_id(value: str) -> bool:
+    return bool(_CUSTOMER_ID.fullmatch(value))
+
+
 def customer_id_param(request: Request) -> str | None:
     raw = request.query_params.get("customer_id") or None
-    if raw is not None and not _CUSTOMER_ID.fullmatch(raw):
+    if raw is not None and not is_customer_id(raw):
         raise BadRequest("invalid_customer_id", "customer_id must be a number of 1 to 64 digits.")
     return raw
 
