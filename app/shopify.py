@@ -29,7 +29,8 @@ SHOP_DOMAIN_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}\.myshopify\.com$")
 # hmac.compare_digest raises TypeError (a 500) on a str with any non-ASCII character.
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,18}")
-_MAX_CUSTOMER_ID = 64  # Conversation.customer_id's length
+# Shopify's customer ids are numbers; Conversation.customer_id holds 64 characters.
+_CUSTOMER_ID = re.compile(r"[0-9]{1,64}")
 # Parameters whose repetition Shopify never sends; a repeat is a tampering attempt.
 SINGLE_VALUED = ("shop", "signature", "timestamp", "logged_in_customer_id")
 
@@ -203,9 +204,9 @@ class Shopify:
                 "invalid_shop", "The signed shop is not a myshopify domain."
             )
         customer = values.get("logged_in_customer_id") or None
-        if customer is not None and len(customer) > _MAX_CUSTOMER_ID:
+        if customer is not None and not _CUSTOMER_ID.fullmatch(customer):
             raise ProxyVerificationError(
-                "invalid_customer_id", "The signed customer id is longer than Shopify's."
+                "invalid_customer_id", "The signed customer id is not a Shopify customer id."
             )
         return ProxyIdentity(shop=shop.lower(), customer_id=customer)
 
