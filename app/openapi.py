@@ -15,6 +15,8 @@ UUID4 = {
     ),
 }
 TIME = {"type": "string", "format": "date-time"}
+# `<message id>:<offset>` as the stream's events carry it (app/validation.py's last_event_param).
+LAST_EVENT_ID = {"type": "string", "pattern": UUID4["pattern"][:-1] + ":[0-9]{1,18}$"}
 ERROR_CODES = ("400", "401", "403", "404", "405", "409", "413", "429", "503")
 
 
@@ -199,7 +201,8 @@ PATHS: dict[str, Any] = {
                     "properties": {
                         "session_id": UUID4,
                         "message": {"type": "string", "minLength": 1, "maxLength": 4000},
-                        "client_message_id": UUID4,
+                        # null is no id, as if the field were left out
+                        "client_message_id": {"oneOf": [UUID4, {"type": "null"}]},
                     },
                 }
             ),
@@ -222,7 +225,19 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Resume a reply (honours Last-Event-ID)",
             "security": PROXY,
-            "parameters": [_path("message_id"), _query("session_id", UUID4, True)],
+            "parameters": [
+                _path("message_id"),
+                _query("session_id", UUID4, True),
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": LAST_EVENT_ID,
+                    "description": "The id of the last event received; another reply's id "
+                    "starts from the beginning",
+                },
+                _query("last_event_id", LAST_EVENT_ID, description="Last-Event-ID, in the query"),
+            ],
             "responses": {"200": SSE, **_errors()},
         }
     },
