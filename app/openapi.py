@@ -35,13 +35,16 @@ def _errors(*codes: str) -> dict[str, Any]:
 def _query(
     name: str, schema: dict[str, Any], required: bool = False, description: str = ""
 ) -> dict[str, Any]:
-    return {
+    parameter = {
         "name": name,
         "in": "query",
         "required": required,
         "schema": schema,
         "description": description,
     }
+    if not required:
+        parameter["allowEmptyValue"] = True  # `name=` is the same as leaving it out, as in a form
+    return parameter
 
 
 def _path(name: str) -> dict[str, Any]:

@@ -382,6 +382,10 @@ async def test_export_csv_and_jsonl(server: LiveServer, db: Database) -> None:
         assert far.status_code == 400 and far.json()["error"]["code"] == "invalid_to"
         last = await merchant.get("/api/admin/export", format="csv", to="2100-12-31")
         assert len(list(csv.DictReader(io.StringIO(last.text)))) == 4
+        # An empty parameter is as good as none, as for every other optional one.
+        blank = await merchant.get("/api/admin/export", format="", to="", customer_id="")
+        assert blank.headers["content-type"].startswith("text/csv")
+        assert len(list(csv.DictReader(io.StringIO(blank.text)))) == 4
 
 
 async def test_admin_api_rejects_wrong_methods_and_bodies(server: LiveServer, db: Database) -> None:

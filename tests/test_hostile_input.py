@@ -147,9 +147,16 @@ def _body_params(schema: dict[str, Any]) -> list[Param]:
     return params
 
 
+def _with_empty(schema: dict[str, Any], allowed: bool) -> dict[str, Any]:
+    return {"anyOf": [schema, {"const": ""}]} if allowed else schema
+
+
 def _api_endpoint(path: str, method: str, operation: dict[str, Any]) -> Endpoint:
     proxy = operation["security"] == [{"appProxy": []}]
-    params = [Param(p["in"], p["name"], p["schema"]) for p in operation.get("parameters", [])]
+    params = [
+        Param(p["in"], p["name"], _with_empty(p["schema"], p.get("allowEmptyValue", False)))
+        for p in operation.get("parameters", [])
+    ]
     endpoint = Endpoint(
         method.upper(),
         path,
@@ -511,6 +518,10 @@ def _storable(value: Any) -> Any:
     return value
 
 
+def _resolve_any(schema: dict[str, Any]) -> dict[str, Any]:
+    return schema["anyOf"][0] if "anyOf" in schema else schema
+
+
 def conforms(endpoint: Endpoint, param: Param, value: Any, sent: Sent) -> bool:
     """Whether `value` is one the parameter's schema allows: if not, it must be refused."""
     try:
@@ -521,7 +532,7 @@ def conforms(endpoint: Endpoint, param: Param, value: Any, sent: Sent) -> bool:
         if param.where == "form" and not param.name:
             return True
         instance: Any = value
-        if param.schema.get("type") == "integer":
+        if _resolve_any(param.schema).get("type") == "integer" and value != "":
             if not re.fullmatch(r"-?[0-9]{1,4000}", value):
                 return False
             instance = int(value)

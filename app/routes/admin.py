@@ -332,7 +332,7 @@ async def _jsonl_lines(
 async def export(request: Request) -> Response:
     merchant = await authenticate(request)
     where = _filter(request)
-    kind = request.query_params.get("format", "csv")
+    kind = request.query_params.get("format") or "csv"
     if kind not in ("csv", "jsonl"):
         raise BadRequest("invalid_format", "format must be csv or jsonl.")
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
