@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import jwt
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -25,6 +25,7 @@ from app.shopify import (
     ShopifyAuthError,
     admin_graphql,
     exchange_session_token,
+    is_shop_domain,
     refresh_grant,
     verify_session_token,
 )
@@ -64,10 +65,10 @@ def dev_shop(request: Request) -> str | None:
     if not state.settings.development or not raw:
         return None
     try:
-        shop = dev_serializer(state).loads(raw, max_age=12 * 3600)
+        shop = str(dev_serializer(state).loads(raw, max_age=12 * 3600))
     except BadSignature:
         return None
-    return str(shop)
+    return shop if is_shop_domain(shop) else None  # a cookie from before a tighter rule
 
 
 def mint_session_token(state: AppState, shop: str, *, dev: bool = True, lifetime: int = 60) -> str:
@@ -131,7 +132,9 @@ def session_token_of(state: AppState, request: Request, *, api: bool) -> Session
             {"X-Shopify-Retry-Invalid-Session-Request": "1"},
         )
     query = request.url.query
-    url = f"{state.settings.shopify_app_url}{request.url.path}" + (f"?{query}" if query else "")
+    # Quoted: a '#' or '?' decoded into the path would move what shopifyapp reads as the query.
+    path = quote(request.url.path)
+    url = f"{state.settings.shopify_app_url}{path}" + (f"?{query}" if query else "")
     token = verify_session_token(
         state.shopify, method=request.method, url=url, headers=request.headers
     )

@@ -15,6 +15,8 @@ UUID4 = {
     ),
 }
 TIME = {"type": "string", "format": "date-time"}
+# `<message id>:<offset>` as the stream's events carry it (app/validation.py's last_event_param).
+LAST_EVENT_ID = {"type": "string", "pattern": UUID4["pattern"][:-1] + ":[0-9]{1,18}$"}
 ERROR_CODES = ("400", "401", "403", "404", "405", "409", "413", "429", "503")
 
 
@@ -33,13 +35,16 @@ def _errors(*codes: str) -> dict[str, Any]:
 def _query(
     name: str, schema: dict[str, Any], required: bool = False, description: str = ""
 ) -> dict[str, Any]:
-    return {
+    parameter = {
         "name": name,
         "in": "query",
         "required": required,
         "schema": schema,
         "description": description,
     }
+    if not required:
+        parameter["allowEmptyValue"] = True  # `name=` is the same as leaving it out, as in a form
+    return parameter
 
 
 def _path(name: str) -> dict[str, Any]:
@@ -74,12 +79,18 @@ SSE = {
 
 PROXY: list[dict[str, list[str]]] = [{"appProxy": []}]
 ADMIN: list[dict[str, list[str]]] = [{"sessionToken": []}]
+# app/validation.py's EARLIEST_DATE to LATEST_DATE: 2000-01-01 to 2100-12-31.
+DATE = {
+    "type": "string",
+    "format": "date",
+    "pattern": "^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+}
 FILTERS = [
     _query("q", {"type": "string", "maxLength": 200}, description="Text in any message"),
     _query("status", {"type": "string", "enum": ["active", "ended", "abandoned"]}),
-    _query("from", {"type": "string", "format": "date"}),
-    _query("to", {"type": "string", "format": "date"}),
-    _query("customer_id", {"type": "string", "pattern": "^[0-9]+$"}),
+    _query("from", DATE, description="The first day, from 2000-01-01"),
+    _query("to", DATE, description="The last day, up to 2100-12-31"),
+    _query("customer_id", {"type": "string", "pattern": "^[0-9]{1,64}$"}),
 ]
 
 SCHEMAS: dict[str, Any] = {
@@ -158,7 +169,6 @@ SCHEMAS: dict[str, Any] = {
                 "maxLength": 100,
                 "description": "null for the default, or one of `ai_models` (AI_MODELS)",
             },
-            "ai_models": {"type": "array", "items": {"type": "string"}, "readOnly": True},
             "retention_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 3650},
             "faq": {
                 "type": "array",
@@ -198,7 +208,8 @@ PATHS: dict[str, Any] = {
                     "properties": {
                         "session_id": UUID4,
                         "message": {"type": "string", "minLength": 1, "maxLength": 4000},
-                        "client_message_id": UUID4,
+                        # null is no id, as if the field were left out
+                        "client_message_id": {"oneOf": [UUID4, {"type": "null"}]},
                     },
                 }
             ),
@@ -221,7 +232,19 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Resume a reply (honours Last-Event-ID)",
             "security": PROXY,
-            "parameters": [_path("message_id"), _query("session_id", UUID4, True)],
+            "parameters": [
+                _path("message_id"),
+                _query("session_id", UUID4, True),
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": LAST_EVENT_ID,
+                    "description": "The id of the last event received; another reply's id "
+                    "starts from the beginning",
+                },
+                _query("last_event_id", LAST_EVENT_ID, description="Last-Event-ID, in the query"),
+            ],
             "responses": {"200": SSE, **_errors()},
         }
     },
@@ -256,7 +279,11 @@ PATHS: dict[str, Any] = {
             "security": ADMIN,
             "parameters": [
                 *FILTERS,
-                _query("cursor", {"type": "string"}),
+                _query(
+                    "cursor",
+                    {"type": "string", "maxLength": 200},
+                    description="next_cursor of the page before; any other value is 400",
+                ),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
             ],
             "responses": {

@@ -82,7 +82,10 @@ def read_delivery(topic: str, payload: dict[str, Any]) -> Delivery:
     if customer_id is not None and not customer_id.isdigit():
         customer_id = None
     email = customer.get("email")
-    email = email if isinstance(email, str) and 0 < len(email) <= 320 else None
+    # Kept with the data request for the merchant: text a database can store, or nothing.
+    email = (
+        email if isinstance(email, str) and 0 < len(email) <= 320 and email.isprintable() else None
+    )
     if customer_id is None and email is None:
         raise WebhookShapeError(
             "invalid_payload", f"The customer of a {topic} body has neither an id nor an email."

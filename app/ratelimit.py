@@ -3,6 +3,7 @@ in Redis where it is configured, otherwise (and while Redis cannot be reached) i
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -13,7 +14,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from app import repo
-from app.errors import ApiError
+from app.errors import ApiError, BadRequest
 from app.repo.common import Executor
 
 log = logging.getLogger("app.ratelimit")
@@ -49,16 +50,37 @@ class Limits:
     proxy_hops: int = 1  # X-Forwarded-For entries, from the right, added by trusted proxies
 
 
+def _address(entry: str) -> str | None:
+    """An X-Forwarded-For entry as one address (a port some proxies add dropped), or None."""
+    host = entry
+    if entry.startswith("["):  # [2001:db8::1]:443
+        host = entry[1:].partition("]")[0]
+    elif entry.count(":") == 1:  # 203.0.113.9:443
+        host = entry.partition(":")[0]
+    if len(host) > 45 or "%" in host:  # longer than any IPv6 address; a zone is no shopper's
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
 def shopper_ip(request: Request, hops: int) -> str:
     """The shopper's address as the app proxy reported it in X-Forwarded-For.
 
     Entries further left can be written by anyone; the one `hops` from the right was added
-    by the trusted proxy chain (Shopify, then our own load balancers).
+    by the trusted proxy chain (Shopify, then our own load balancers). An entry there that is
+    no address is refused: it would be a bucket of any length, past its column's.
     """
     forwarded = [p.strip() for p in request.headers.get("x-forwarded-for", "").split(",")]
     forwarded = [p for p in forwarded if p]
     if len(forwarded) >= hops > 0:
-        return forwarded[-hops]
+        address = _address(forwarded[-hops])
+        if address is None:
+            raise BadRequest(
+                "invalid_forwarded_for", "X-Forwarded-For does not name the shopper's address."
+            )
+        return address
     return request.client.host if request.client else "unknown"
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 from shopify_app import (
@@ -22,7 +22,15 @@ from shopify_app import (
 )
 
 WEBHOOK_SIGNATURE_HEADERS = ("x-shopify-hmac-sha256", "shopify-hmac-sha256")
-SHOP_DOMAIN_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
+# The shop's name is one DNS label (at most 63 characters), so a domain fits its columns and
+# every rate-limit bucket it is part of.
+SHOP_DOMAIN_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}\.myshopify\.com$")
+# Signatures as Shopify writes them: hex HMAC-SHA256. Checked before they are compared, as
+# hmac.compare_digest raises TypeError (a 500) on a str with any non-ASCII character.
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+_TIMESTAMP = re.compile(r"[0-9]{1,18}")
+# Shopify's customer ids are numbers; Conversation.customer_id holds 64 characters.
+_CUSTOMER_ID = re.compile(r"[0-9]{1,64}")
 # Parameters whose repetition Shopify never sends; a repeat is a tampering attempt.
 SINGLE_VALUED = ("shop", "signature", "timestamp", "logged_in_customer_id")
 
@@ -182,8 +190,12 @@ class Shopify:
                     "repeated_parameter", f"The request repeats the {key!r} parameter."
                 )
             values[key] = value
+        signature = values.get("signature")
+        if signature is not None and not _HEX_DIGEST.fullmatch(signature):
+            raise ProxyVerificationError("invalid_signature", _PROXY_FAILURES["invalid_signature"])
+        # The path is not signed: quoted, a '?' or '#' in it cannot stand in for the query.
         result = self.app.verify_app_proxy_req(
-            {"method": "GET", "headers": {}, "url": f"{path}?{query_string}", "body": ""}
+            {"method": "GET", "headers": {}, "url": f"{quote(path)}?{query_string}", "body": ""}
         )
         if not result.ok:
             code = result.log.code
@@ -196,6 +208,10 @@ class Shopify:
                 "invalid_shop", "The signed shop is not a myshopify domain."
             )
         customer = values.get("logged_in_customer_id") or None
+        if customer is not None and not _CUSTOMER_ID.fullmatch(customer):
+            raise ProxyVerificationError(
+                "invalid_customer_id", "The signed customer id is not a Shopify customer id."
+            )
         return ProxyIdentity(shop=shop.lower(), customer_id=customer)
 
 
@@ -282,8 +298,12 @@ def verify_session_token(
             headers,
             status=result.response.status if result.response.status in (302, 401) else 401,
         )
+    shop = f"{result.shop}.myshopify.com"
+    if not is_shop_domain(shop):
+        # Signed by Shopify, so never seen in practice; it would name a page's frame-ancestors.
+        raise ShopifyAuthError("invalid_shop", "The session token does not name a shop.")
     return SessionToken(
-        shop=f"{result.shop}.myshopify.com",
+        shop=shop,
         user_id=result.user_id,
         token=result.id_token.token,
         claims=dict(result.id_token.claims),
@@ -309,10 +329,10 @@ def verify_oauth_query(
         f"{_escape_oauth(k, key=True)}={_escape_oauth(v)}" for k, v in sorted(params.items())
     )
     expected = hmac.new(shopify.api_secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-    if not received or not hmac.compare_digest(received.lower(), expected):
+    if not _HEX_DIGEST.fullmatch(received) or not hmac.compare_digest(received.lower(), expected):
         raise ShopifyAuthError("invalid_hmac", "The request's hmac is missing or does not match.")
     timestamp = params.get("timestamp", "")
-    if not timestamp.isdigit() or (
+    if not _TIMESTAMP.fullmatch(timestamp) or (
         max_age is not None and abs(time.time() - int(timestamp)) > max_age
     ):
         raise ShopifyAuthError("stale_request", "The request's timestamp is missing or too old.")

@@ -14,6 +14,7 @@ from liquid import Environment
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.shopify import signed_proxy_query
+from app.validation import is_customer_id
 
 EXTENSION = Path(__file__).resolve().parent.parent / "extensions" / "chat-widget"
 ASSETS = EXTENSION / "assets"
@@ -117,7 +118,7 @@ class AppProxyEmulator:
             if name == b"cookie":
                 for part in value.decode("latin-1").split(";"):
                     key, _, raw = part.strip().partition("=")
-                    if key == CUSTOMER_COOKIE and raw.isdigit():
+                    if key == CUSTOMER_COOKIE and is_customer_id(raw):
                         return raw
         return None
 

@@ -81,16 +81,6 @@ def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
     return f"id: {event_id}\nevent: {event}\ndata: {_to_json(data)}\n\n".encode()
 
 
-def parse_last_event_id(value: str | None, public_id: str) -> int:
-    """`Last-Event-ID` is `<message id>:<offset>`; anything else starts from the beginning."""
-    if not value:
-        return 0
-    message_id, _, offset = value.rpartition(":")
-    if message_id != public_id or not offset.isdigit():
-        return 0
-    return int(offset)
-
-
 def _ending(public_id: str, status: str, finish: str | None, error: str | None) -> bytes:
     if status == "error":
         return sse(

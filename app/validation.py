@@ -4,57 +4,89 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
+from itertools import accumulate
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
 from app.errors import BadRequest, TooLarge
 
 MAX_BODY_BYTES = 64 * 1024
-# Deeper than any body we take has a reason to be; json.loads itself stops near 1,000 with a
-# RecursionError, and whatever walks the result recursively would too.
-MAX_JSON_DEPTH = 32
 MAX_MESSAGE_CHARS = 4000
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# Whole numbers from clients: ASCII digits only (str.isdigit takes '²', which int() refuses,
+# and int() reads other scripts' and fullwidth digits), at most 18 of them, so that int()
+# never reads thousands of digits and every value fits a 63-bit column.
+_DIGITS = re.compile(r"[0-9]{1,18}")
+LARGEST_INT = 10**18 - 1
+# json.loads recurses once per level: a body of 60,000 brackets was a RecursionError (and, under a
+# raised recursion limit, could crash the worker). Nesting is measured first, without recursing;
+# no body of this API is nested more than three deep.
+MAX_JSON_DEPTH = 32
+# A JSON string, closed or running to the end; unrolled, so that one pass is linear. On the
+# UTF-8 bytes: no byte of a multi-byte character is a quote, a backslash or a bracket.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_NESTING = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
-class JsonTooDeep(ValueError):
-    """JSON nested deeper than MAX_JSON_DEPTH."""
+def ascii_int(raw: str, *, low: int, high: int) -> int | None:
+    """`raw` as a whole number from `low` to `high`, or None if it is anything else."""
+    if not _DIGITS.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
 
 
-def loads_json(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """json.loads, refusing (ValueError) nesting deeper than max_depth, checked without
-    recursion; numbers past Python's 4,300 digits are a ValueError already."""
-    try:
-        data = json.loads(text)
-    except RecursionError as exc:
-        raise JsonTooDeep(f"JSON nested deeper than {max_depth} levels") from exc
-    pending: list[tuple[Any, int]] = [(data, 1)] if isinstance(data, dict | list) else []
-    while pending:
-        value, depth = pending.pop()
-        children = value.values() if isinstance(value, dict) else value
-        if depth > max_depth:
-            raise JsonTooDeep(f"JSON nested deeper than {max_depth} levels")
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return data
-
-
-async def read_json_object(request: Request) -> dict[str, Any]:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+async def read_body(request: Request) -> bytes:
+    """The request body, refused with 413 past MAX_BODY_BYTES before more of it is read."""
+    declared = ascii_int(request.headers.get("content-length", ""), low=0, high=LARGEST_INT)
+    if declared is not None and declared > MAX_BODY_BYTES:
         raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
-    try:
-        data = loads_json(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest("invalid_json", "The request body is not valid JSON.") from exc
+    return bytes(body)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """A small urlencoded form (the development pages'): the last value of each field."""
+    return dict(parse_qsl((await read_body(request)).decode("utf-8", "replace")))
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    data = parse_json(await read_body(request))
     if not isinstance(data, dict):
         raise BadRequest("invalid_json", "The request body must be a JSON object.")
     return data
+
+
+def _nesting(body: bytes) -> int:
+    """How deep the brackets outside strings go: a linear count, not a recursive parse."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return 0  # the usual body: too few brackets to be too deep
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0)
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON as RFC 8259 has it (UTF-8, no NaN or Infinity), nested at most MAX_JSON_DEPTH deep."""
+    if _nesting(body) > MAX_JSON_DEPTH:
+        raise BadRequest("invalid_json", f"The JSON is nested more than {MAX_JSON_DEPTH} deep.")
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
+    except UnicodeDecodeError as exc:
+        raise BadRequest("invalid_json", "The request body is not UTF-8.") from exc
+    except ValueError as exc:  # also a number of more than 4,300 digits
+        raise BadRequest("invalid_json", "The request body is not valid JSON.") from exc
 
 
 def uuid4_field(value: object, name: str, *, required: bool = True) -> str | None:
@@ -110,6 +142,59 @@ def int_param(request: Request, name: str, *, default: int, low: int, high: int)
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = ascii_int(raw, low=low, high=high)
+    if value is None:
         raise BadRequest(f"invalid_{name}", f"{name} must be a whole number from {low} to {high}.")
-    return int(raw)
+    return value
+
+
+# Dates a merchant filters by: the app's own years, so that date arithmetic on them (the end of
+# the `to` day) never leaves what datetime and the databases hold.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat also reads 20261121
+_CUSTOMER_ID = re.compile(r"[0-9]{1,64}")  # Shopify's numeric ids; the column holds 64
+
+
+def date_param(request: Request, name: str) -> date | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = date.fromisoformat(raw) if _ISO_DATE.fullmatch(raw) else None
+    except ValueError:
+        value = None
+    if value is None or not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise BadRequest(
+            f"invalid_{name}",
+            f"{name} must be a date like 2026-11-21, from {EARLIEST_DATE} to {LATEST_DATE}.",
+        )
+    return value
+
+
+def is_customer_id(value: str) -> bool:
+    return bool(_CUSTOMER_ID.fullmatch(value))
+
+
+def customer_id_param(request: Request) -> str | None:
+    raw = request.query_params.get("customer_id") or None
+    if raw is not None and not is_customer_id(raw):
+        raise BadRequest("invalid_customer_id", "customer_id must be a number of 1 to 64 digits.")
+    return raw
+
+
+def last_event_param(request: Request) -> tuple[str, int] | None:
+    """The message id and offset a resumed reply continues from: `Last-Event-ID` (or
+    `last_event_id=`) is `<message id>:<offset>`, as this service sent it; any other form is
+    refused."""
+    value = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if not value:
+        return None
+    message_id, _, raw = value.rpartition(":")
+    offset = ascii_int(raw, low=0, high=LARGEST_INT)
+    if offset is None or not _UUID4.fullmatch(message_id.lower()):
+        raise BadRequest(
+            "invalid_last_event_id",
+            "Last-Event-ID must be an event id of this stream: <message id>:<offset>.",
+        )
+    return message_id.lower(), offset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -195,14 +196,40 @@ async def test_list_search_filter_and_paginate(server: LiveServer, db: Database)
     assert parcel
 
 
+def _cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     "params,code",
     [
         ({"status": "deleted"}, "invalid_status"),
         ({"from": "yesterday"}, "invalid_from"),
         ({"to": "2026-13-01"}, "invalid_to"),
+        # The end of the `to` day overflowed datetime: a 500.
+        ({"to": "9999-12-31"}, "invalid_to"),
+        ({"from": "0001-01-01"}, "invalid_from"),
+        ({"to": "2101-01-01"}, "invalid_to"),
+        ({"from": "20261121"}, "invalid_from"),
+        ({"from": "2026-W47-6"}, "invalid_from"),
+        ({"to": "２０２６-01-01"}, "invalid_to"),
+        ({"customer_id": "²"}, "invalid_customer_id"),
+        ({"customer_id": "1" * 65}, "invalid_customer_id"),
         ({"limit": "0"}, "invalid_limit"),
+        ({"limit": "²"}, "invalid_limit"),
+        ({"limit": "１０"}, "invalid_limit"),
+        ({"limit": "9" * 5000}, "invalid_limit"),
         ({"cursor": "!!!"}, "invalid_cursor"),
+        # An id beyond 64 bits overflowed the database's integer: a 500.
+        (
+            {"cursor": _cursor("2026-01-01T00:00:00+00:00|99999999999999999999999")},
+            "invalid_cursor",
+        ),
+        ({"cursor": _cursor("2026-01-01T00:00:00+00:00|9223372036854775808")}, "invalid_cursor"),
+        # asyncpg moved this to UTC, past the year 9999: a 500 on PostgreSQL.
+        ({"cursor": _cursor("9999-12-31T23:59:59-05:00|5")}, "invalid_cursor"),
+        ({"cursor": _cursor("2026-01-01T00:00:00+00:00|²")}, "invalid_cursor"),
+        ({"cursor": "A" * 5000}, "invalid_cursor"),
         ({"q": "x" * 201}, "invalid_q"),
     ],
 )
@@ -213,6 +240,26 @@ async def test_bad_list_parameters_are_400(
         response = await merchant.get("/api/admin/conversations", **params)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"cursor": _cursor(f"9999-12-31T23:59:59+00:00|{2**63 - 1}")},
+        {"cursor": _cursor("9999-12-31T23:59:59.999999+00:00|1")},
+        {"from": "2000-01-01", "to": "2100-12-31"},
+        {"customer_id": "9" * 64},
+    ],
+)
+async def test_list_parameters_at_their_limits_are_read(
+    server: LiveServer, db: Database, params: dict[str, str]
+) -> None:
+    shop = await make_shop(db)
+    await _chat(server, shop, "hello", customer="9" * 64)
+    async with AdminClient(server.url, shop) as merchant:
+        response = await merchant.get("/api/admin/conversations", **params)
+    assert response.status_code == 200
+    assert len(response.json()["conversations"]) == 1
 
 
 async def test_transcript_and_delete(server: LiveServer, db: Database) -> None:
@@ -381,6 +428,15 @@ async def test_export_csv_and_jsonl(server: LiveServer, db: Database) -> None:
         assert [json.loads(line)["session_id"] for line in filtered.text.splitlines()] == [second]
         bad = await merchant.get("/api/admin/export", format="xlsx")
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_format"
+        # Refused before the file starts: it broke off after its headers.
+        far = await merchant.get("/api/admin/export", format="csv", to="9999-12-31")
+        assert far.status_code == 400 and far.json()["error"]["code"] == "invalid_to"
+        last = await merchant.get("/api/admin/export", format="csv", to="2100-12-31")
+        assert len(list(csv.DictReader(io.StringIO(last.text)))) == 4
+        # An empty parameter is as good as none, as for every other optional one.
+        blank = await merchant.get("/api/admin/export", format="", to="", customer_id="")
+        assert blank.headers["content-type"].startswith("text/csv")
+        assert len(list(csv.DictReader(io.StringIO(blank.text)))) == 4
 
 
 async def test_admin_api_rejects_wrong_methods_and_bodies(server: LiveServer, db: Database) -> None:
@@ -388,8 +444,9 @@ async def test_admin_api_rejects_wrong_methods_and_bodies(server: LiveServer, db
     async with AdminClient(server.url, shop) as merchant:
         response = await merchant.http.post("/api/admin/stats", headers=merchant.headers())
         assert response.status_code == 405
-        response = await merchant.http.put(
-            "/api/admin/settings", content=b"{oops", headers=merchant.headers()
-        )
-        assert response.status_code == 400
-        assert response.json()["error"]["code"] == "invalid_json"
+        for raw in (b"{oops", b'{"faq": ' + b"[" * 5000, b'{"retention_days": Infinity}'):
+            response = await merchant.http.put(
+                "/api/admin/settings", content=raw, headers=merchant.headers()
+            )
+            assert response.status_code == 400
+            assert response.json()["error"]["code"] == "invalid_json"

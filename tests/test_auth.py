@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -143,6 +146,100 @@ async def test_the_install_state_is_good_once(
     assert again.status_code == 403
     assert again.json()["error"]["code"] == "state_used"
     assert "second-code" in fake.codes, "the second code was never exchanged"
+
+
+@pytest.mark.parametrize("path", ["/", "/auth", "/auth/callback"])
+@pytest.mark.parametrize("received", ["é", "²" * 64, "g" * 64, "0" * 63])
+async def test_an_hmac_that_is_not_hex_is_401(
+    app_server: LiveServer, path: str, received: str
+) -> None:
+    # A non-ASCII one reached hmac.compare_digest, which raises TypeError on it: a 500.
+    query = urlencode(
+        {"shop": new_shop_domain(), "timestamp": str(int(time.time())), "hmac": received}
+    )
+    async with httpx.AsyncClient(base_url=app_server.url) as browser:
+        response = await browser.get(f"{path}?{query}")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_hmac"
+
+
+@pytest.mark.parametrize("timestamp", ["²", "１７００000000", "9" * 5000, "-1"])
+async def test_a_signed_timestamp_that_is_not_a_number_is_401(
+    app_server: LiveServer, timestamp: str
+) -> None:
+    query = signed_oauth_query({"shop": new_shop_domain(), "timestamp": timestamp})
+    async with httpx.AsyncClient(base_url=app_server.url) as browser:
+        response = await browser.get(f"/auth?{query}")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "stale_request"
+
+
+async def test_a_state_of_any_characters_is_compared_not_a_500(app_server: LiveServer) -> None:
+    shop = new_shop_domain()
+    async with httpx.AsyncClient(base_url=app_server.url) as browser:
+        await browser.get("/auth?" + signed_oauth_query({"shop": shop}))
+        response = await browser.get(
+            "/auth/callback?" + signed_oauth_query({"shop": shop, "code": "c", "state": "é"})
+        )
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "invalid_state"
+
+
+async def test_session_token_page_names_only_the_shop_it_was_asked_for(
+    server: LiveServer,
+) -> None:
+    shop = new_shop_domain()
+    async with httpx.AsyncClient(base_url=server.url) as browser:
+        response = await browser.get(
+            "/auth/session-token", params={"shop": shop, "shopify-reload": "/?shop=" + shop}
+        )
+    assert response.status_code == 200
+    assert 'src="https://cdn.shopify.com/shopifycloud/app-bridge.js"' in response.text
+    assert response.headers["content-security-policy"] == (
+        f"frame-ancestors https://{shop} https://admin.shopify.com"
+    )
+
+
+@pytest.mark.parametrize(
+    "params,code",
+    [
+        # A CR/LF went into the Content-Security-Policy header: the response broke (a 500).
+        ({"shop": "{shop}\r\nSet-Cookie: a=b"}, "invalid_shop"),
+        ({"shop": "{shop}\n"}, "invalid_shop"),
+        ({"shop": "evil.example.com"}, "invalid_shop"),
+        ({"shop": "evil.example.com; script-src *"}, "invalid_shop"),
+        ({"shop": "漢字.myshopify.com"}, "invalid_shop"),
+        ({"shop": ["{shop}", "evil.example.com"]}, "invalid_shop"),
+        ({"shop": None}, "invalid_shop"),
+        ({"shopify-reload": None}, "invalid_shopify_reload"),
+        ({"shopify-reload": "https://evil.example.com/"}, "invalid_shopify_reload"),
+        ({"shopify-reload": "//evil.example.com/"}, "invalid_shopify_reload"),
+        ({"shopify-reload": "/\r\nx"}, "invalid_shopify_reload"),
+    ],
+)
+async def test_session_token_page_refuses_what_is_not_a_shop_and_a_path(
+    server: LiveServer, params: dict[str, Any], code: str
+) -> None:
+    shop = new_shop_domain()
+    query = {"shop": shop, "shopify-reload": "/", **params}
+    query = {
+        key: [v.replace("{shop}", shop) for v in value]
+        if isinstance(value, list)
+        else value.replace("{shop}", shop)
+        for key, value in query.items()
+        if value is not None
+    }
+    async with httpx.AsyncClient(
+        base_url=server.url, limits=httpx.Limits(max_connections=1)
+    ) as browser:
+        response = await browser.get("/auth/session-token", params=query)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == code
+        assert "content-security-policy" not in response.headers or (
+            "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        )
+        # After the 500 the server closed the connection; now it answers the next request.
+        assert (await browser.get("/healthz")).status_code == 200
 
 
 async def test_callback_needs_the_state_of_this_browser(

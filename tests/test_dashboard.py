@@ -417,3 +417,28 @@ async def test_redirects_are_built_from_the_app_url_not_the_host_header(
         "chat.example.com",
         "/auth/session-token",
     )
+
+
+async def test_dev_login_refuses_a_shop_name_longer_than_a_dns_label(server: LiveServer) -> None:
+    # Such a shop was logged in, and installed on its first API call, past the columns' lengths.
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post("/dev/login", data={"shop": "a" * 64 + ".myshopify.com"})
+    assert response.status_code == 400
+    assert "set-cookie" not in response.headers
+
+
+async def test_a_conversation_page_needs_a_conversation_id(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        await client.post("/dev/login", data={"shop": DEMO_SHOP})
+        good = await client.get(f"/conversations/{new_id()}")
+        bad = await client.get("/conversations/%22%3E%3Cscript%3E")
+    assert good.status_code == 200
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid_conversation_id"
+
+
+async def test_dev_login_reads_no_body_over_64_kib(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post("/dev/login", data={"shop": DEMO_SHOP, "x": "y" * 70_000})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"

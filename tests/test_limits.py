@@ -72,7 +72,21 @@ async def test_bad_fields_are_400(client: ProxyClient, body: dict, code: str) ->
     _assert_error(response.json(), code)
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"', b"", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'"text"',
+        b"",
+        b"\xff\xfe",
+        # Nested thousands deep (within 64 KiB): json.loads ran out of stack, a 500.
+        b"[" * 5000,
+        b'{"session_id": ' * 3000,
+        b'{"session_id": "x", "message": "hi", "n": NaN}',
+        b'{"session_id": "x", "message": 1' + b"0" * 5000 + b"}",
+    ],
+)
 async def test_malformed_json_is_400(client: ProxyClient, raw: bytes) -> None:
     response = await client.http.post(
         client.url("/proxy/messages"), content=raw, headers={"content-type": "application/json"}
@@ -137,6 +151,13 @@ async def test_unknown_path_is_404_json(client: ProxyClient) -> None:
         ({"session_id": "{sid}", "limit": "101"}, "invalid_limit"),
         ({"session_id": "{sid}", "limit": "-1"}, "invalid_limit"),
         ({"session_id": "{sid}", "limit": "ten"}, "invalid_limit"),
+        # str.isdigit takes these; int() refuses some and reads others: neither may pass.
+        ({"session_id": "{sid}", "limit": "²"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "１０"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "١٠"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": " 10"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "1_0"}, "invalid_limit"),
+        ({"session_id": "{sid}", "limit": "9" * 5000}, "invalid_limit"),
         ({"session_id": "{sid}", "before": "yesterday"}, "invalid_before"),
     ],
 )

@@ -88,6 +88,40 @@ async def test_ip_limit_uses_the_proxys_forwarded_address(start_limited, db: Dat
         assert await _send(client, new_id(), _address()) == 200
 
 
+@pytest.mark.parametrize(
+    "forwarded",
+    ["x" * 300, "203.0.113.9, " + "1" * 300, "fe80::1%" + "x" * 300, "²", "unknown", "1.2.3.4.5"],
+)
+async def test_a_forwarded_entry_that_is_no_address_is_400(
+    client: ProxyClient, db: Database, forwarded: str
+) -> None:
+    # On PostgreSQL, a long one overflowed the counters' bucket column: a 500.
+    session_id = new_id()
+    response = await client.http.post(
+        client.url("/proxy/messages"),
+        json={"session_id": session_id, "message": "hello"},
+        headers={"X-Forwarded-For": forwarded.encode()},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_forwarded_for"
+    assert await messages_of(db, client.shop, session_id) == []
+
+
+@pytest.mark.parametrize(
+    "forwarded", ["203.0.113.9", "203.0.113.9:443", "[2001:db8::1]:443", "2001:DB8::1"]
+)
+async def test_forwarded_addresses_are_read_with_or_without_a_port(
+    client: ProxyClient, forwarded: str
+) -> None:
+    response = await client.http.post(
+        client.url("/proxy/messages"),
+        json={"session_id": new_id(), "message": "hello"},
+        headers={"X-Forwarded-For": f"198.51.100.7, {forwarded}"},
+    )
+    await response.aread()
+    assert response.status_code == 200
+
+
 async def test_shop_limit_and_several_workers_share_the_count(start_limited, db: Database) -> None:
     one = start_limited(rate_limit_shop=4)
     two = start_limited(rate_limit_shop=4)

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from app import repo
@@ -66,6 +67,29 @@ async def test_resume_of_a_finished_reply_replays_it(client: ProxyClient) -> Non
     assert rest.text == turn.text[3:]
     foreign = await client.resume(session_id, reply_id, f"{new_id()}:3")
     assert foreign.text == turn.text, "an id of another message starts from the beginning"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["{rid}:²", "{rid}:１", "{rid}:" + "9" * 5000, "{rid}:-1", "{rid}", "garbage", "x:3"],
+)
+async def test_a_last_event_id_this_service_never_sent_is_400(
+    client: ProxyClient, value: str
+) -> None:
+    session_id = new_id()
+    turn = await client.send(session_id, "hello")
+    reply_id = turn.first("start").data["assistant_message_id"]
+    value = value.replace("{rid}", reply_id)
+    url = f"/proxy/messages/{reply_id}/stream"
+    try:
+        raw = value.encode("latin-1")  # as a browser sends '²': the one byte 0xb2
+    except UnicodeEncodeError:
+        raw = value.encode()
+    as_header = await client.get(url, {"session_id": session_id}, headers={"Last-Event-ID": raw})
+    as_query = await client.get(url, {"session_id": session_id, "last_event_id": value})
+    for response in (as_header, as_query):
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid_last_event_id"
 
 
 async def test_resume_on_another_worker_follows_the_database(start_server, db: Database) -> None:

@@ -141,6 +141,26 @@ async def test_emulated_proxy_signs_and_ignores_spoofed_identity(
     assert saved[1].content.startswith("Our sizes run true to size.")
 
 
+@pytest.mark.parametrize("customer", ["²", "1" * 65, "12 34"])
+async def test_a_customer_that_is_no_shopify_id_is_anonymous(
+    server: LiveServer, customer: str
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        switched = await client.post("/storefront/customer", data={"customer_id": customer})
+        assert switched.status_code == 303
+        assert "scw_dev_customer" not in client.cookies
+        # A cookie of another kind is not signed in as the customer either.
+        session_id = new_id()
+        response = await client.post(
+            "/apps/chat/messages",
+            json={"session_id": session_id, "message": "hello"},
+            headers={"Cookie": f"scw_dev_customer={customer}".encode("latin-1")},
+        )
+        assert response.status_code == 200
+        history = await client.get(f"/apps/chat/history?session_id={session_id}")
+        assert len(history.json()["messages"]) == 2, "saved anonymously"
+
+
 async def test_storefront_is_absent_in_production(database_url: str) -> None:
     settings = Settings(
         app_env="production",

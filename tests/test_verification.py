@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 import pytest
 
 from app.db import Database
-from app.shopify import sign_proxy_query
+from app.shopify import is_shop_domain, sign_proxy_query
 from tests.factories import TEST_API_SECRET, ProxyClient, make_shop, messages_of, new_id
 
 
@@ -207,3 +207,57 @@ async def test_query_values_are_parsed_after_verification_not_trusted_raw(
     bogus = sign_proxy_query(dict(parse_qsl(raw.replace("%2F", "%252F"))), TEST_API_SECRET)
     response = await _status(client, raw + f"&signature={bogus}")
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("signature", ["é" * 64, "²", "not-hex-" * 8, "0" * 65, ""])
+async def test_a_signature_that_is_not_hex_is_rejected(client: ProxyClient, signature: str) -> None:
+    # A non-ASCII one reached hmac.compare_digest, which raises TypeError on it: a 500.
+    params = _signed_params(client.shop, session_id=new_id())
+    params["signature"] = signature
+    response = await _status(client, urlencode(params))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_signature"
+
+
+async def test_a_query_hidden_in_the_path_does_not_vouch_for_the_real_one(
+    client: ProxyClient,
+) -> None:
+    # The path is not signed. A query signed for one's own shop, put in the path before a '#',
+    # was what got verified, and the real query named the shop.
+    hidden = urlencode(_signed_params(client.shop))
+    path = "/proxy/messages/" + quote(f"x?{hidden}#", safe="") + "/stream"
+    real = urlencode(
+        {
+            "shop": "never-installed.myshopify.com",
+            "timestamp": str(int(time.time())),
+            "session_id": new_id(),
+        }
+    )
+    response = await client.http.get(f"{path}?{real}")
+    assert response.status_code == 401
+
+
+# Past its column, or a NUL PostgreSQL cannot store: a 500 when the conversation was saved.
+@pytest.mark.parametrize(
+    "customer", ["1" * 65, "\x00", "12\x0034", "²", "gid://shopify/Customer/1"]
+)
+async def test_a_signed_customer_id_that_is_not_shopifys_is_rejected(
+    client: ProxyClient, db: Database, customer: str
+) -> None:
+    session_id = new_id()
+    turn = await client.send(session_id, "hello", customer_id=customer)
+    assert turn.status_code == 401
+    assert turn.body["error"]["code"] == "invalid_customer_id"
+    assert await messages_of(db, client.shop, session_id) == []
+
+
+def test_a_shop_name_is_one_dns_label() -> None:
+    assert is_shop_domain("a" * 63 + ".myshopify.com")
+    assert not is_shop_domain("a" * 64 + ".myshopify.com")
+
+
+async def test_a_signed_shop_name_longer_than_a_dns_label_is_rejected(client: ProxyClient) -> None:
+    async with client.as_shop("a" * 64 + ".myshopify.com") as other:
+        response = await other.get("/proxy/sessions/status", {"session_id": new_id()})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_shop"

@@ -78,12 +78,30 @@ def encode_cursor(conversation: Conversation) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+# What encode_cursor writes: a UTC time as isoformat() gives it, and an id that fits in 63 bits
+# (a longer one overflowed SQLite's INTEGER and asyncpg's int8: a 500; a time in another zone
+# could overflow when asyncpg moved it to UTC).
+_CURSOR = re.compile(
+    r"(?P<stamp>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?\+00:00)"
+    r"\|(?P<id>[0-9]{1,19})"
+)
+MAX_CURSOR_CHARS = 200
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    """The position a cursor of encode_cursor names; None for anything it did not write."""
+    if len(cursor) > MAX_CURSOR_CHARS or not cursor.isascii():
+        return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, ident = raw.partition("|")
-        return datetime.fromisoformat(stamp), int(ident)
     except (ValueError, UnicodeDecodeError):
+        return None
+    found = _CURSOR.fullmatch(raw)
+    if found is None or int(found["id"]) >= 2**63:
+        return None
+    try:
+        return datetime.fromisoformat(found["stamp"]), int(found["id"])
+    except ValueError:  # a month 13, a 25th hour
         return None
 
 

@@ -7,7 +7,6 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +18,14 @@ from app.config import DEFAULT_SYSTEM_PROMPT
 from app.errors import BadRequest, NotFound
 from app.merchants import authenticate, publish_storefront_settings, state_of
 from app.models import Conversation, Message, Shop, aware, utcnow
-from app.validation import clean_text, int_param, read_json_object, uuid4_field
+from app.validation import (
+    clean_text,
+    customer_id_param,
+    date_param,
+    int_param,
+    read_json_object,
+    uuid4_field,
+)
 
 STATUSES = ("active", "ended", "abandoned")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -32,16 +38,6 @@ def _iso(value: Any) -> str | None:
     return aware(value).isoformat().replace("+00:00", "Z") if value else None
 
 
-def _date_param(request: Request, name: str) -> date | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise BadRequest(f"invalid_{name}", f"{name} must be a date like 2026-11-21.") from exc
-
-
 def _filter(request: Request) -> repo.ConversationFilter:
     status = request.query_params.get("status") or None
     if status is not None and status not in STATUSES:
@@ -49,15 +45,12 @@ def _filter(request: Request) -> repo.ConversationFilter:
     q = clean_text(request.query_params.get("q") or "") or None
     if q is not None and len(q) > 200:
         raise BadRequest("invalid_q", "q is longer than 200 characters.")
-    customer = request.query_params.get("customer_id") or None
-    if customer is not None and not customer.isdigit():
-        raise BadRequest("invalid_customer_id", "customer_id must be a number.")
     return repo.ConversationFilter(
         q=q,
         status=status,
-        date_from=_date_param(request, "from"),
-        date_to=_date_param(request, "to"),
-        customer_id=customer,
+        date_from=date_param(request, "from"),
+        date_to=date_param(request, "to"),
+        customer_id=customer_id_param(request),
     )
 
 
@@ -347,7 +340,7 @@ async def _jsonl_lines(
 async def export(request: Request) -> Response:
     merchant = await authenticate(request)
     where = _filter(request)
-    kind = request.query_params.get("format", "csv")
+    kind = request.query_params.get("format") or "csv"
     if kind not in ("csv", "jsonl"):
         raise BadRequest("invalid_format", "format must be csv or jsonl.")
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")

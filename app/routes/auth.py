@@ -17,6 +17,7 @@ from app.shopify import (
     ShopifyAuthError,
     authorize_url,
     exchange_code,
+    is_shop_domain,
     verify_oauth_query,
 )
 from app.state import AppState
@@ -69,7 +70,9 @@ async def callback(request: Request) -> Response:
         )
     except BadSignature as exc:
         raise Forbidden("invalid_state", "The install session expired; start again.") from exc
-    if not secrets.compare_digest(str(remembered.get("nonce", "")), params.get("state", "")):
+    # As bytes: compare_digest raises TypeError on a str with a non-ASCII character.
+    nonce, state_param = str(remembered.get("nonce", "")), params.get("state", "")
+    if not secrets.compare_digest(nonce.encode(), state_param.encode()):
         raise Forbidden("invalid_state", "The install state does not match; start again.")
     if remembered.get("shop") != params["shop"]:
         raise Forbidden("invalid_state", "The install was started for another shop.")
@@ -93,9 +96,29 @@ async def callback(request: Request) -> Response:
     return response
 
 
+def frame_ancestors(shop: str) -> str:
+    """The Content-Security-Policy of a page: only the shop's admin may frame it."""
+    assert is_shop_domain(shop), "a page is only ever framed for a verified shop"
+    return f"frame-ancestors https://{shop} https://admin.shopify.com"
+
+
+def _reload_path(request: Request) -> str:
+    path = request.query_params.get("shopify-reload", "")
+    # Where App Bridge goes back to: a path of this app, never another origin ('//host').
+    if not path.startswith("/") or path.startswith(("//", "/\\")) or not path.isprintable():
+        raise BadRequest("invalid_shopify_reload", "shopify-reload must be a path of this app.")
+    return path
+
+
 async def session_token_page(request: Request) -> Response:
     """Shopify's page that fetches a fresh session token with App Bridge and reloads."""
     state = state_of(request)
+    shops = request.query_params.getlist("shop")
+    # Checked here: the page names the shop in a header, where a CR/LF broke the response.
+    if len(shops) != 1 or not is_shop_domain(shops[0]):
+        raise BadRequest("invalid_shop", "shop must be one myshopify.com domain.")
+    shop = shops[0].lower()
+    _reload_path(request)
     result = state.shopify.app.app_home_patch_id_token(
         {
             "method": request.method,
@@ -104,9 +127,11 @@ async def session_token_page(request: Request) -> Response:
             "body": "",
         }
     )
-    return HTMLResponse(
-        result.response.body, status_code=result.response.status, headers=result.response.headers
-    )
+    if not result.ok:
+        raise BadRequest(result.log.code, "This page needs a shop and a shopify-reload path.")
+    # shopifyapp's policy names the shop as it read it; ours names the one checked above.
+    headers = {**result.response.headers, "Content-Security-Policy": frame_ancestors(shop)}
+    return HTMLResponse(result.response.body, status_code=result.response.status, headers=headers)
 
 
 routes = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -23,8 +22,9 @@ from app.merchants import (
     session_token_of,
     state_of,
 )
-from app.routes.auth import begin_install
+from app.routes.auth import begin_install, frame_ancestors
 from app.shopify import ShopifyAuthError, is_shop_domain, verify_oauth_query
+from app.validation import read_form, uuid4_field
 
 APP = Path(__file__).resolve().parent.parent
 templates = Environment(
@@ -48,8 +48,7 @@ def _render(
     )
     headers = {
         "Cache-Control": "no-store",
-        # Only the shop's admin may frame the dashboard.
-        "Content-Security-Policy": f"frame-ancestors https://{shop} https://admin.shopify.com",
+        "Content-Security-Policy": frame_ancestors(shop),
     }
     return HTMLResponse(html, headers=headers)
 
@@ -103,7 +102,8 @@ def _page(template: str, page: str, *path_params: str) -> Callable[[Request], Aw
         shop = await _page_shop(request)
         if isinstance(shop, Response):
             return shop
-        params = {name: request.path_params[name] for name in path_params}
+        # The page's script fetches /api/admin/... with these: a bad one is refused here, too.
+        params = {name: uuid4_field(request.path_params[name], name) for name in path_params}
         dev_login = shop == dev_shop(request)
         return _render(request, template, shop, page=page, dev_login=dev_login, **params)
 
@@ -120,7 +120,7 @@ async def dev_login(request: Request) -> Response:
     """Development only: pick a shop and act as its merchant, as App Bridge would in the admin."""
     error = ""
     if request.method == "POST":
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        form = await read_form(request)
         shop = form.get("shop", "").strip().lower()
         if is_shop_domain(shop):
             response = RedirectResponse("/", 303)

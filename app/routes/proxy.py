@@ -21,9 +21,10 @@ from app.replies import Replies
 from app.repo.common import Executor
 from app.shopify import ProxyIdentity, ProxyVerificationError
 from app.state import AppState
-from app.streaming import SSE_HEADERS, EventStream, parse_last_event_id, reply_events
+from app.streaming import SSE_HEADERS, EventStream, reply_events
 from app.validation import (
     int_param,
+    last_event_param,
     message_text,
     read_json_object,
     session_id_param,
@@ -307,11 +308,10 @@ async def resume_reply(request: Request) -> Response:
     state = _state(request)
     caller = await _caller(request)
     session_id = session_id_param(request)
+    last_event = last_event_param(request)
     conversation, reply = await _reply_of(request, caller, session_id)
-    offset = parse_last_event_id(
-        request.headers.get("last-event-id") or request.query_params.get("last_event_id"),
-        reply.public_id,
-    )
+    # An event id of another message (an earlier reply's) starts from the beginning.
+    offset = last_event[1] if last_event and last_event[0] == reply.public_id else 0
     user = None
     if reply.reply_to_id is not None:
         async with state.db.session() as session:

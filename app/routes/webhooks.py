@@ -14,7 +14,7 @@ from app import privacy, repo
 from app.errors import BadRequest, TooLarge, Unauthorized
 from app.merchants import state_of
 from app.shopify import ShopifyAuthError, verify_webhook
-from app.validation import JsonTooDeep, loads_json
+from app.validation import ascii_int, parse_json
 
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
 # Topics and ids as Shopify writes them, within their columns' 100 characters.
@@ -24,8 +24,8 @@ _HEADER_VALUE = re.compile(r"^[\x21-\x7e]{1,100}$")
 async def _body(request: Request) -> bytes:
     """The body, refused before it is read when it says it is too large, and read no further
     than the limit when it does not say."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
+    declared = ascii_int(request.headers.get("content-length", ""), low=0, high=2**62)
+    if declared is not None and declared > MAX_WEBHOOK_BYTES:
         raise TooLarge("body_too_large", f"The webhook body is over {MAX_WEBHOOK_BYTES} bytes.")
     body = bytearray()
     async for chunk in request.stream():
@@ -50,12 +50,15 @@ async def receive(request: Request) -> Response:
     # Parsed before the signature is checked: shopifyapp parses the body again to redact it
     # for a log, and fails (a 500) on nesting too deep or a number too long for Python.
     try:
-        payload = loads_json(body)
-    except (ValueError, JsonTooDeep) as exc:
+        payload = parse_json(body)
+    except BadRequest as exc:
         raise BadRequest("invalid_payload", "The webhook body is not a JSON object.") from exc
     try:
         text = verify_webhook(
-            state.shopify, url=str(request.url), headers=request.headers, body=body
+            state.shopify,
+            url=f"{state.settings.shopify_app_url}/webhooks",
+            headers=request.headers,
+            body=body,
         )
     except ShopifyAuthError as exc:
         raise Unauthorized(exc.code, exc.message) from exc
