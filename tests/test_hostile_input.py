@@ -134,6 +134,11 @@ PROXY_IDENTITY = [
 ]
 
 
+# Every proxy endpoint verifies these with the same code before anything of its own: they are
+# walked on one endpoint of each way to it (a turn verifies inside its transaction).
+IDENTITY_WALKED_ON = {("get", "/proxy/sessions/status"), ("post", "/proxy/messages")}
+
+
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in schema:
         schema = DOCUMENT["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
@@ -181,9 +186,9 @@ def _api_endpoint(path: str, method: str, operation: dict[str, Any]) -> Endpoint
             endpoint.body["session_id"] = "{fresh}"  # each turn, each ending a session of its own
         endpoint.body_schema = schema
         endpoint.params += _body_params(schema)
-    if proxy:
+    if proxy and (method, path) in IDENTITY_WALKED_ON:
         endpoint.params += PROXY_IDENTITY
-    else:
+    elif not proxy:
         endpoint.params.append(Param("header", "Authorization", REFUSE, "Bearer "))
     if (method, path) == ("post", "/proxy/messages"):
         endpoint.params.append(Param("header", "X-Forwarded-For", REFUSE))

@@ -4,6 +4,7 @@ counted in the database or in Redis."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import uuid
@@ -36,8 +37,9 @@ def start_limited(start_server, counted_in: str):  # type: ignore[no-untyped-def
 
 
 def _address() -> str:
-    """A shopper address no other test uses (Redis outlives one test run)."""
-    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    """A shopper address no other test uses (Redis outlives one test run), written as the
+    limiter writes it into its buckets."""
+    return str(ipaddress.ip_address(f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"))
 
 
 async def _send(client: ProxyClient, session_id: str, ip: str) -> int:
@@ -120,6 +122,15 @@ async def test_forwarded_addresses_are_read_with_or_without_a_port(
     )
     await response.aread()
     assert response.status_code == 200
+
+
+async def test_one_address_written_two_ways_is_one_shopper(start_limited, db: Database) -> None:
+    limited = start_limited(rate_limit_ip=1)
+    shop = await make_shop(db)
+    address = ipaddress.ip_address(_address())
+    spellings = [str(address).upper(), address.exploded, f"[{address}]:443"]
+    async with ProxyClient(limited.url, shop) as client:
+        assert [await _send(client, new_id(), ip) for ip in spellings] == [200, 429, 429]
 
 
 async def test_shop_limit_and_several_workers_share_the_count(start_limited, db: Database) -> None:

@@ -102,12 +102,11 @@ def frame_ancestors(shop: str) -> str:
     return f"frame-ancestors https://{shop} https://admin.shopify.com"
 
 
-def _reload_path(request: Request) -> str:
+def _check_reload_path(request: Request) -> None:
     path = request.query_params.get("shopify-reload", "")
     # Where App Bridge goes back to: a path of this app, never another origin ('//host').
     if not path.startswith("/") or path.startswith(("//", "/\\")) or not path.isprintable():
         raise BadRequest("invalid_shopify_reload", "shopify-reload must be a path of this app.")
-    return path
 
 
 async def session_token_page(request: Request) -> Response:
@@ -118,7 +117,7 @@ async def session_token_page(request: Request) -> Response:
     if len(shops) != 1 or not is_shop_domain(shops[0]):
         raise BadRequest("invalid_shop", "shop must be one myshopify.com domain.")
     shop = shops[0].lower()
-    _reload_path(request)
+    _check_reload_path(request)
     result = state.shopify.app.app_home_patch_id_token(
         {
             "method": request.method,
