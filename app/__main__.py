@@ -53,6 +53,7 @@ def dev(settings: Settings, port: int) -> int:
     import uvicorn
 
     from app.demo import DEMO_SHOP
+    from app.server import BoundedHttpProtocol
 
     if not settings.development:
         print("error: `dev` runs only with APP_ENV=development", file=sys.stderr)
@@ -65,7 +66,10 @@ def dev(settings: Settings, port: int) -> int:
     print(f"  Demo shop:        {DEMO_SHOP}")
     print(f"  App proxy API:    {base}/proxy/...")
     print(f"  Health:           {base}/healthz\n", flush=True)
-    uvicorn.run("app.main:app", host="127.0.0.1", port=port, log_level="info")
+    # The same server limits as the Procfile's.
+    uvicorn.run(
+        "app.main:app", host="127.0.0.1", port=port, log_level="info", http=BoundedHttpProtocol
+    )
     return 0
 
 
