@@ -15,7 +15,7 @@ UUID4 = {
     ),
 }
 TIME = {"type": "string", "format": "date-time"}
-ERROR_CODES = ("400", "401", "403", "404", "405", "409", "413", "429", "503")
+ERROR_CODES = ("400", "401", "403", "404", "405", "408", "409", "413", "429", "503")
 
 
 def _ref(name: str) -> dict[str, str]:

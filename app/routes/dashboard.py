@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -18,6 +17,7 @@ from app.errors import Unauthorized
 from app.merchants import DEV_COOKIE, dev_serializer, dev_shop, mint_session_token, state_of
 from app.routes.auth import begin_install
 from app.shopify import ShopifyAuthError, is_shop_domain, verify_oauth_query, verify_session_token
+from app.validation import read_form
 
 APP = Path(__file__).resolve().parent.parent
 templates = Environment(
@@ -104,7 +104,7 @@ async def dev_login(request: Request) -> Response:
     """Development only: pick a shop and act as its merchant, as App Bridge would in the admin."""
     error = ""
     if request.method == "POST":
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        form = await read_form(request)
         shop = form.get("shop", "").strip().lower()
         if is_shop_domain(shop):
             response = RedirectResponse("/", 303)

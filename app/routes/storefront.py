@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -22,6 +21,7 @@ from app.storefront import (
     AppProxyEmulator,
     render_chat_embed,
 )
+from app.validation import read_form
 
 templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
@@ -47,7 +47,7 @@ async def storefront(request: Request) -> Response:
 
 
 async def switch_customer(request: Request) -> Response:
-    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    form = await read_form(request)
     customer = form.get("customer_id", "").strip()
     response = RedirectResponse("/storefront", status_code=303)
     if customer.isdigit():
