@@ -1,10 +1,10 @@
-"""Queries of the merchant side: listing, search, stats, export, privacy and sweeps."""
+"""Queries of the merchant side: listing, search, transcripts, export, privacy and sweeps
+(the statistics are app/repo/stats.py)."""
 
 from __future__ import annotations
 
 import base64
 import re
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -171,69 +171,6 @@ async def export_rows(
         yield conversation, message
 
 
-async def stats(
-    session: AsyncSession, *, shop_id: int, now: datetime, days: int = 30
-) -> dict[str, object]:
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    week = today - timedelta(days=today.weekday())
-    since = today - timedelta(days=days - 1)
-    mine = col(Conversation.shop_id) == shop_id
-
-    async def count(*conditions: sa.ColumnElement[bool]) -> int:
-        query = sa.select(sa.func.count()).select_from(Conversation).where(mine, *conditions)
-        return int((await session.execute(query)).scalar_one())
-
-    total = await count()
-    abandoned = await count(col(Conversation.status) == "abandoned")
-    messages = int(
-        (
-            await session.execute(
-                sa.select(sa.func.count())
-                .select_from(Message)
-                .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-                .where(mine)
-            )
-        ).scalar_one()
-    )
-    created = await session.execute(
-        sa.select(col(Conversation.created_at)).where(mine, col(Conversation.created_at) >= since)
-    )
-    per_day = Counter(aware(stamp).date() for stamp in created.scalars())
-    firsts = (
-        sa.select(sa.func.min(col(Message.id)))
-        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(mine, col(Message.role) == "user")
-        .group_by(col(Message.conversation_id))
-    )
-    questions = await session.execute(
-        sa.select(col(Message.content)).where(col(Message.id).in_(firsts)).order_by(col(Message.id))
-    )
-    asked: Counter[str] = Counter()
-    shown: dict[str, str] = {}
-    for text in questions.scalars():
-        key = re.sub(r"[^\w\s]", "", text.lower()).strip()
-        key = re.sub(r"\s+", " ", key)
-        if key:
-            asked[key] += 1
-            shown.setdefault(key, text.strip())
-    return {
-        "conversations_today": await count(col(Conversation.created_at) >= today),
-        "conversations_this_week": await count(col(Conversation.created_at) >= week),
-        "conversations_total": total,
-        "messages_total": messages,
-        "average_messages_per_conversation": round(messages / total, 1) if total else 0,
-        "abandonment_rate": round(abandoned / total, 3) if total else 0,
-        "top_questions": [{"question": shown[key], "count": n} for key, n in asked.most_common(10)],
-        "per_day": [
-            {
-                "date": (since + timedelta(days=i)).date().isoformat(),
-                "conversations": per_day.get((since + timedelta(days=i)).date(), 0),
-            }
-            for i in range(days)
-        ],
-    }
-
-
 # ---- privacy and webhooks -------------------------------------------------------------
 
 
@@ -375,6 +312,5 @@ __all__ = [
     "pending_webhooks",
     "record_webhook",
     "redact_customer",
-    "stats",
     "transcript",
 ]

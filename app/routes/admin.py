@@ -149,7 +149,7 @@ async def delete_conversation(request: Request) -> Response:
 async def stats(request: Request) -> Response:
     merchant = await authenticate(request)
     async with state_of(request).db.session() as session:
-        figures = await repo.stats(session, shop_id=merchant.shop_id, now=utcnow())
+        figures = await repo.shop_stats(session, shop_id=merchant.shop_id, now=utcnow())
     return JSONResponse(figures, headers=NO_STORE)
 
 
