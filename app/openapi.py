@@ -271,17 +271,22 @@ PATHS: dict[str, Any] = {
     },
     "/api/admin/conversations/{conversation_id}": {
         "get": {
-            "summary": "A transcript",
+            "summary": "A page of a transcript, oldest first",
             "security": ADMIN,
-            "parameters": [_path("conversation_id")],
+            "parameters": [
+                _path("conversation_id"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                _query("after", UUID4, description="The next_after of the page before"),
+            ],
             "responses": {
                 "200": _json(
                     {
                         "type": "object",
-                        "required": ["conversation", "messages"],
+                        "required": ["conversation", "messages", "next_after"],
                         "properties": {
                             "conversation": _ref("Conversation"),
                             "messages": {"type": "array", "items": _ref("Message")},
+                            "next_after": {"type": ["string", "null"]},
                         },
                     }
                 ),

@@ -137,13 +137,22 @@ async def find_conversation(
     return result.scalar_one_or_none()
 
 
-async def transcript(session: AsyncSession, *, conversation_id: int) -> list[Message]:
-    result = await session.execute(
-        sa.select(Message)
-        .where(col(Message.conversation_id) == conversation_id)
-        .order_by(col(Message.id))
-    )
-    return list(result.scalars())
+async def transcript(
+    session: AsyncSession, *, conversation_id: int, limit: int, after: str | None = None
+) -> tuple[list[Message], bool]:
+    """A page of the conversation, oldest first: `limit` messages after the one whose public id
+    is `after` (none, if it is not this conversation's), and whether more follow."""
+    query = sa.select(Message).where(col(Message.conversation_id) == conversation_id)
+    if after is not None:
+        start = (
+            sa.select(col(Message.id))
+            .where(col(Message.conversation_id) == conversation_id, col(Message.public_id) == after)
+            .scalar_subquery()
+        )
+        query = query.where(col(Message.id) > start)
+    result = await session.execute(query.order_by(col(Message.id)).limit(limit + 1))
+    page = list(result.scalars())
+    return page[:limit], len(page) > limit
 
 
 async def delete_conversation(session: AsyncSession, *, shop_id: int, public_id: str) -> bool:
