@@ -187,6 +187,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             # waits its turn): the client is not the one who is slow.
             self._arm(self.body_timeout, self._body_timed_out)
             return
+        if self.cycle is not None and self.cycle.response_complete:
+            self.transport.close()  # answered without its body (a 401, say): nothing to add
+            return
         self._refuse(
             408,
             "body_timeout",

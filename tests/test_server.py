@@ -228,6 +228,28 @@ async def test_a_body_sent_a_byte_at_a_time_is_refused(bounded: LiveServer, db: 
     assert status == 408 and body is not None and body["error"]["code"] == "body_timeout"
 
 
+async def test_a_body_that_trickles_after_its_answer_is_cut_off_quietly(
+    bounded: LiveServer,
+) -> None:
+    # Answered before its body was read (no signature: 401); the rest of the body never comes.
+    reader, writer = await _connect(bounded.url)
+    started = time.monotonic()
+    writer.write(b"POST /proxy/messages HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n{")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+    assert head.startswith(b"HTTP/1.1 401 ")
+    await reader.readexactly(_content_length(head))
+    trickling = asyncio.create_task(_trickle(writer, 0.3))
+    try:
+        assert await _answer_then_close(reader, within=QuickBounds.body_timeout + 3) == (
+            None,
+            None,
+        ), "nothing more is written after the answer"
+    finally:
+        trickling.cancel()
+        writer.close()
+    assert time.monotonic() - started < QuickBounds.body_timeout + 1
+
+
 async def test_replies_stream_longer_than_the_bounds(bounded: LiveServer, db: Database) -> None:
     answer = " ".join(f"word{i}" for i in range(25))  # 2.5 s at 0.1 s a word
     shop = await make_shop(db, faq=[("How long is a long answer?", answer)])
