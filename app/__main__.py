@@ -101,6 +101,7 @@ def dev(settings: Settings, port: int) -> int:
     import uvicorn
 
     from app.demo import DEMO_SHOP
+    from app.server import BoundedHttpProtocol
 
     migrate(settings.database_url)  # the app registers the demo shop when it starts
     base = f"http://localhost:{port}"
@@ -112,7 +113,8 @@ def dev(settings: Settings, port: int) -> int:
     print(f"  Demo shop:        {DEMO_SHOP}")
     print(f"  App proxy API:    {base}/proxy/...")
     print(f"  Health:           {base}/healthz\n", flush=True)
-    config = uvicorn.Config("app.main:app", log_level="info")
+    # The same server limits as the Procfile's.
+    config = uvicorn.Config("app.main:app", log_level="info", http=BoundedHttpProtocol)
     uvicorn.Server(config).run(sockets=_loopback_sockets(port))
     return 0
 

@@ -19,6 +19,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
@@ -60,6 +61,10 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status_code = 404
+
+
+class RequestTimeout(ApiError):
+    status_code = 408
 
 
 class Conflict(ApiError):

@@ -17,7 +17,10 @@ UUID4 = {
 TIME = {"type": "string", "format": "date-time"}
 # `<message id>:<offset>` as the stream's events carry it (app/validation.py's last_event_param).
 LAST_EVENT_ID = {"type": "string", "pattern": UUID4["pattern"][:-1] + ":[0-9]{1,18}$"}
-ERROR_CODES = ("400", "401", "403", "404", "405", "409", "413", "429", "503")
+# 408, 414 and 431 come from the server's own limits (app/server.py), before any route.
+ERROR_CODES = (
+    "400", "401", "403", "404", "405", "408", "409", "413", "414", "429", "431", "503"
+)  # fmt: skip
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -303,17 +306,22 @@ PATHS: dict[str, Any] = {
     },
     "/api/admin/conversations/{conversation_id}": {
         "get": {
-            "summary": "A transcript",
+            "summary": "A page of a transcript, oldest first",
             "security": ADMIN,
-            "parameters": [_path("conversation_id")],
+            "parameters": [
+                _path("conversation_id"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                _query("after", UUID4, description="The next_after of the page before"),
+            ],
             "responses": {
                 "200": _json(
                     {
                         "type": "object",
-                        "required": ["conversation", "messages"],
+                        "required": ["conversation", "messages", "next_after"],
                         "properties": {
                             "conversation": _ref("Conversation"),
                             "messages": {"type": "array", "items": _ref("Message")},
+                            "next_after": {"type": ["string", "null"]},
                         },
                     }
                 ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import date
@@ -9,11 +10,14 @@ from itertools import accumulate
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from app.errors import BadRequest, TooLarge
+from app.errors import BadRequest, RequestTimeout, TooLarge
 
 MAX_BODY_BYTES = 64 * 1024
+# Under the server's own bound (app/server.py, 30 s), so that the app gives up first and says
+# so in its own words; a JSON body of 64 KiB takes a slow phone a few seconds.
+BODY_TIMEOUT = 15.0
 MAX_MESSAGE_CHARS = 4000
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 # Whole numbers from clients: ASCII digits only (str.isdigit takes '²', which int() refuses,
@@ -40,26 +44,42 @@ def ascii_int(raw: str, *, low: int, high: int) -> int | None:
     return value if low <= value <= high else None
 
 
-async def read_body(request: Request) -> bytes:
-    """The request body, refused with 413 past MAX_BODY_BYTES before more of it is read."""
+async def read_body(
+    request: Request, *, limit: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT
+) -> bytes:
+    """The whole body: 413 once it is over `limit` bytes (before any is read when it says
+    so), 408 when it is still arriving after `timeout` seconds (a client that sends a byte now
+    and then holds a worker's request)."""
     declared = ascii_int(request.headers.get("content-length", ""), low=0, high=LARGEST_INT)
-    if declared is not None and declared > MAX_BODY_BYTES:
-        raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
+    if declared is not None and declared > limit:
+        raise TooLarge("body_too_large", f"The request body is over {limit} bytes.")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise TooLarge("body_too_large", f"The request body is over {limit} bytes.")
+    except TimeoutError as exc:
+        raise RequestTimeout(
+            "body_timeout", f"The request body did not arrive within {timeout:g} seconds."
+        ) from exc
+    except ClientDisconnect as exc:
+        # Nobody reads the answer; this keeps a client's leaving out of the error log.
+        raise BadRequest("body_incomplete", "The client left before sending the body.") from exc
     return bytes(body)
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(request: Request, *, timeout: float = BODY_TIMEOUT) -> dict[str, str]:
     """A small urlencoded form (the development pages'): the last value of each field."""
-    return dict(parse_qsl((await read_body(request)).decode("utf-8", "replace")))
+    body = await read_body(request, limit=MAX_BODY_BYTES, timeout=timeout)
+    return dict(parse_qsl(body.decode("utf-8", "replace")))
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
-    data = parse_json(await read_body(request))
+async def read_json_object(
+    request: Request, *, limit: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT
+) -> dict[str, Any]:
+    data = parse_json(await read_body(request, limit=limit, timeout=timeout))
     if not isinstance(data, dict):
         raise BadRequest("invalid_json", "The request body must be a JSON object.")
     return data

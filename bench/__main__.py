@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import history, search, streaming, turns
+from bench import history, search, stats, streaming, transcript, turns
 from bench.common import ADMIN_DSN, scratch_database
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -61,7 +62,7 @@ def _loop_seconds() -> float:
 def _row(name: str, figures: dict[str, object], keys: list[str]) -> str:
     shown = ", ".join(f"{k} = {figures[k]}" for k in keys)
     verdict = "met" if figures.get("met") else "**missed**"
-    return f"| {name} | {shown} | {figures['target']} | {verdict} |"
+    return f"| {name} | {shown} | {figures['target']} | {verdict} | `{figures['commit']}` |"
 
 
 def _stream_rows(figures: dict[str, object]) -> list[str]:
@@ -102,35 +103,68 @@ def _stream_capacity(figures: dict[str, object]) -> str:
     )
 
 
+BENCHMARKS = ("turns", "streaming", "history", "search", "stats", "transcript")
+
+
+def _run(name: str, quick: bool) -> dict[str, object]:
+    with scratch_database() as url:
+        if name == "turns":
+            return turns.run(url, rounds=2 if quick else 5)
+        if name == "streaming":
+            return streaming.run(url, levels=(100, 200) if quick else (100, 250, 500, 1000))
+        if name == "history":
+            return history.run(url, requests=200 if quick else 500)
+        if name == "search":
+            return search.run(url, requests=30 if quick else 100)
+        if name == "stats":
+            return stats.run(url, requests=10 if quick else 50)
+        return transcript.run(url, requests=30 if quick else 100)
+
+
+def _previous() -> dict[str, dict[str, object]]:
+    """The figures of the last run, each with the commit it ran on: a run of some benchmarks
+    keeps the others' figures."""
+    if not RESULTS.exists():
+        return {}
+    text = RESULTS.read_text()
+    raw = re.search(r"```json\n(.*?)\n```", text, re.S)
+    if raw is None:
+        return {}
+    figures: dict[str, dict[str, object]] = json.loads(raw.group(1))
+    commit = re.search(r"on commit `(\w+)`", text)
+    for result in figures.values():
+        result.setdefault("commit", commit.group(1) if commit else "unknown")
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller loads")
+    parser.add_argument("names", nargs="*", help=f"which to run: {', '.join(BENCHMARKS)} (all)")
     args = parser.parse_args()
-    results: dict[str, dict[str, object]] = {}
-    loop = _loop_seconds()
-    with scratch_database() as url:
-        results["turns"] = turns.run(url, rounds=2 if args.quick else 5)
-        print("turns", results["turns"], flush=True)
-    with scratch_database() as url:
-        results["streaming"] = streaming.run(
-            url, levels=(100, 200) if args.quick else (100, 250, 500, 1000)
-        )
-        print("streaming", results["streaming"], flush=True)
-    with scratch_database() as url:
-        results["history"] = history.run(url, requests=200 if args.quick else 500)
-        print("history", results["history"], flush=True)
-    with scratch_database() as url:
-        results["search"] = search.run(url, requests=30 if args.quick else 100)
-        print("search", results["search"], flush=True)
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"no benchmark {', '.join(sorted(unknown))} (see --help)")
+    chosen = [name for name in BENCHMARKS if name in args.names] if args.names else [*BENCHMARKS]
+    results = _previous()
+    missing = [name for name in BENCHMARKS if name not in results and name not in chosen]
+    if missing:
+        parser.error(f"no earlier figures for {', '.join(missing)}: run them too")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
+    loop = _loop_seconds()
+    for name in chosen:
+        results[name] = {**_run(name, args.quick), "commit": commit}
+        print(name, results[name], flush=True)
+    how = f"`python -m bench {' '.join(chosen)}`" if args.names else "`make bench`"
     lines = [
         "# Benchmark results",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on commit `{commit}` with `make bench`"
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on commit `{commit}` with {how}"
         + (" (`--quick`)" if args.quick else "")
-        + ".",
+        + ("; the other rows are from earlier runs" if args.names else "")
+        + ". Each row names the commit it ran on.",
         "",
         f"Machine: {_machine()}. Servers, load and PostgreSQL share this machine. Its speed "
         f"today: a 10,000,000-step Python loop takes {loop} s (a typical current desktop "
@@ -143,8 +177,8 @@ def main() -> int:
         "The load comes from bare HTTP/1.1 keep-alive connections (bench/common.py), so that the",
         "client's own CPU takes as little as it can from the server it measures.",
         "",
-        "| benchmark | figures | target | |",
-        "| --- | --- | --- | --- |",
+        "| benchmark | figures | target | | commit |",
+        "| --- | --- | --- | --- | --- |",
         _row(
             "1. Turn throughput, one worker",
             results["turns"],
@@ -179,6 +213,17 @@ def main() -> int:
             "4. Dashboard search, 100,000 conversations",
             results["search"],
             ["p50_ms_common_word", "p50_ms_rare_word", "p50_ms_no_match", "p99_ms_worst"],
+        ),
+        _row("5. Statistics, 100,000 conversations", results["stats"], ["p50_ms", "p99_ms"]),
+        _row(
+            "6. Transcript page, a conversation of 10,000 messages",
+            results["transcript"],
+            [
+                "p50_ms_first_page",
+                "p99_ms_first_page",
+                "p50_ms_middle_page",
+                "p99_ms_middle_page",
+            ],
         ),
         "",
         "## Streaming, level by level",

@@ -160,6 +160,8 @@ class Server:
                 "warning",
                 "--workers",
                 str(workers),
+                # The service with the server limits of the Procfile; the baselines as uvicorn is.
+                *(["--http", "app.server:BoundedHttpProtocol"] if app == "app.main:app" else []),
             ]
         )
         self.process = subprocess.Popen(

@@ -250,6 +250,30 @@ async def messages_of(db: Database, shop: str, session_id: str) -> list[Message]
         return list(result.scalars())
 
 
+async def add_messages(db: Database, shop: str, session_id: str, count: int) -> list[str]:
+    """`count` more messages in the session's conversation, shopper and assistant in turn, as a
+    long conversation would have them (written directly: hundreds of turns take minutes).
+    Their public ids, oldest first."""
+    async with db.session() as session:
+        found = await session.execute(
+            sa.select(col(Conversation.id))
+            .join(repo.Shop, col(repo.Shop.id) == col(Conversation.shop_id))
+            .where(col(repo.Shop.domain) == shop, col(Conversation.session_id) == session_id)
+        )
+        conversation_id = found.scalar_one()
+        added = [
+            Message(
+                conversation_id=conversation_id,
+                role="user" if i % 2 == 0 else "assistant",
+                content=f"message {i + 1} of {count}",
+            )
+            for i in range(count)
+        ]
+        session.add_all(added)
+        await session.flush()
+        return [m.public_id for m in sorted(added, key=lambda m: m.id or 0)]
+
+
 class AdminClient:
     """The embedded dashboard's calls for one shop: each with a fresh session token."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ import uvicorn
 
 from app.config import Settings
 from app.main import create_app
+from app.server import BoundedHttpProtocol
 
 
 @dataclass
@@ -32,7 +34,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(app: Any, *, timeout_graceful_shutdown: float = 5) -> LiveServer:
+def serve(
+    app: Any,
+    *,
+    timeout_graceful_shutdown: float = 5,
+    http: type[asyncio.Protocol] | str = "auto",
+) -> LiveServer:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -43,6 +50,7 @@ def serve(app: Any, *, timeout_graceful_shutdown: float = 5) -> LiveServer:
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=int(timeout_graceful_shutdown),
+        http=http,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -55,5 +63,8 @@ def serve(app: Any, *, timeout_graceful_shutdown: float = 5) -> LiveServer:
     return LiveServer(url=f"http://127.0.0.1:{port}", server=server, thread=thread, app=app)
 
 
-def start_app_server(settings: Settings) -> LiveServer:
-    return serve(create_app(settings))
+def start_app_server(
+    settings: Settings, *, http: type[BoundedHttpProtocol] = BoundedHttpProtocol
+) -> LiveServer:
+    """The app as production serves it: with the server's limits (app/server.py)."""
+    return serve(create_app(settings), http=http)

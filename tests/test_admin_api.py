@@ -21,6 +21,7 @@ from tests.factories import (
     TEST_API_SECRET,
     AdminClient,
     ProxyClient,
+    add_messages,
     make_shop,
     new_id,
     session_token,
@@ -286,6 +287,42 @@ async def test_transcript_and_delete(server: LiveServer, db: Database) -> None:
     async with ProxyClient(server.url, shop, customer_id="31") as storefront:
         history = (await storefront.history(session_id)).json()
     assert history["messages"] == [] and history["status"] == "unknown"
+
+
+async def test_a_transcript_comes_a_page_at_a_time(server: LiveServer, db: Database) -> None:
+    shop = await make_shop(db)
+    session_id = await _chat(server, shop, "The first question")
+    added = await add_messages(db, shop, session_id, 248)
+    conversation_id = await _conversation_id(db, shop, session_id)
+    path = f"/api/admin/conversations/{conversation_id}"
+    async with AdminClient(server.url, shop) as merchant:
+        first = (await merchant.get(path)).json()
+        assert len(first["messages"]) == 200, "a page of 200 unless asked otherwise"
+        assert first["messages"][0]["content"] == "The first question"
+        assert first["next_after"] == first["messages"][-1]["id"] == added[197]
+        pages = [first]
+        while pages[-1]["next_after"]:
+            page = await merchant.get(path, limit="20", after=pages[-1]["next_after"])
+            assert page.status_code == 200
+            pages.append(page.json())
+        assert [len(p["messages"]) for p in pages] == [200, 20, 20, 10]
+        assert all(p["conversation"]["id"] == conversation_id for p in pages)
+        ids = [m["id"] for p in pages for m in p["messages"]]
+        assert ids[2:] == added, "every message once, oldest first"
+
+        last = await merchant.get(path, limit="500", after=added[-1])
+        assert last.json()["messages"] == [] and last.json()["next_after"] is None
+        elsewhere = await _conversation_id(db, shop, await _chat(server, shop, "elsewhere"))
+        other = (await merchant.get(f"/api/admin/conversations/{elsewhere}")).json()
+        crossed = (await merchant.get(path, after=other["messages"][0]["id"])).json()
+        assert crossed["messages"] == [], "after is a message of this conversation or nothing"
+        for params, code in (
+            ({"limit": "0"}, "invalid_limit"),
+            ({"limit": "501"}, "invalid_limit"),
+            ({"after": "yesterday"}, "invalid_after"),
+        ):
+            response = await merchant.get(path, **params)
+            assert response.status_code == 400 and response.json()["error"]["code"] == code
 
 
 # ---- stats ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 from app import repo
 from app.db import Database
 from app.demo import DEMO_SHOP
-from tests.factories import ProxyClient, messages_of, new_id, session_token
+from tests.factories import ProxyClient, add_messages, messages_of, new_id, session_token
 from tests.servers import LiveServer
 from tests.test_widget import Shopper, run
 
@@ -192,6 +192,36 @@ def test_a_conversation_shows_its_transcript(
 
     page.click("text=← Conversations")
     expect(page).to_have_url(f"{server.url}/")
+
+
+def test_a_long_transcript_loads_a_page_at_a_time(
+    context: BrowserContext, server: LiveServer, database_url: str
+) -> None:
+    word = tag()
+    session_id, _ = seed(server, f"A long conversation {word}")
+
+    async def lengthen() -> None:
+        db = Database(database_url, poolclass=NullPool)
+        try:
+            await add_messages(db, DEMO_SHOP, session_id, 248)
+        finally:
+            await db.dispose()
+
+    run(lengthen())
+    page = context.new_page()
+    log_in(page, server)
+    search(page, word)
+    expect(page.locator(ROWS)).to_have_count(1)
+    page.locator(ROWS).locator("a").click()
+    transcript = page.locator("[data-transcript] li")
+    expect(transcript).to_have_count(200)
+    more = page.locator("[data-more]")
+    expect(more).to_be_visible()
+    more.click()
+    expect(transcript).to_have_count(250)
+    expect(more).to_be_hidden()
+    expect(transcript.first).to_contain_text(f"A long conversation {word}")
+    expect(transcript.last).to_contain_text("message 248 of 248")
 
 
 def test_export_csv_and_jsonl_hold_the_messages(

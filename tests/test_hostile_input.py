@@ -692,7 +692,10 @@ async def test_hostile_values_get_a_documented_4xx_and_the_connection_goes_on(
                 except httpx.HTTPError as exc:
                     problems.append(f"{where}: the next request failed ({exc!r})")
                     continue
-                if after.status_code != 200 or _peer(after) != connection:
+                # The server's own limits on the request line and headers (app/server.py) end
+                # the connection they refuse, as they must: it may hold a request not yet read.
+                closes = response.status_code in (414, 431)
+                if after.status_code != 200 or (_peer(after) != connection and not closes):
                     problems.append(f"{where}: the next request was not served on the connection")
-                    connection = _peer(after)
+                connection = _peer(after)
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:40])

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import pytest
+from starlette.requests import Request
+from starlette.types import Message
 
 from app.db import Database
+from app.errors import ApiError, api_error
+from app.validation import read_form, read_json_object
 from tests.factories import ProxyClient, messages_of, new_id
 from tests.servers import free_port
 
@@ -115,6 +125,41 @@ async def test_huge_body_is_413(client: ProxyClient) -> None:
     )
     assert response.status_code == 413
     _assert_error(response.json(), "body_too_large")
+
+
+def _posted(receive: Callable[[], Awaitable[Message]]) -> Request:
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)
+
+
+async def _trickle() -> Message:
+    await asyncio.sleep(0.2)
+    return {"type": "http.request", "body": b" ", "more_body": True}
+
+
+@pytest.mark.parametrize(
+    "read",
+    [lambda r: read_json_object(r, timeout=0.5), lambda r: read_form(r, timeout=0.5)],
+    ids=["json", "form"],
+)
+async def test_a_body_that_trickles_in_is_408(read: Callable[[Request], Awaitable[Any]]) -> None:
+    request = _posted(_trickle)
+    started = time.monotonic()
+    with pytest.raises(ApiError) as refused:
+        await read(request)
+    assert time.monotonic() - started < 1.5
+    response = await api_error(request, refused.value)
+    assert response.status_code == 408
+    _assert_error(json.loads(bytes(response.body)), "body_timeout")
+
+
+async def test_a_client_that_leaves_mid_body_is_a_quiet_400() -> None:
+    # Not a 500 in the error log: nobody is left to read the answer.
+    async def leave() -> Message:
+        return {"type": "http.disconnect"}
+
+    with pytest.raises(ApiError) as refused:
+        await read_json_object(_posted(leave))
+    assert refused.value.status_code == 400 and refused.value.code == "body_incomplete"
 
 
 @pytest.mark.parametrize(

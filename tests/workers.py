@@ -4,9 +4,11 @@ database without taking the test process down with them."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,27 +19,49 @@ from tests.servers import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def uvicorn_command(port: int) -> list[str]:
+    """`uvicorn app.main:app` with the server's limits, quiet."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--http",
+        "app.server:BoundedHttpProtocol",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def procfile_command(port: int) -> list[str]:
+    """The Procfile's web command, word for word but for the port and the loopback host."""
+    line = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
+    args = shlex.split(line.removeprefix("web:").replace("$PORT", str(port)))
+    args[args.index("--host") + 1] = "127.0.0.1"
+    assert args[0] == "uvicorn"
+    return [sys.executable, "-m", *args]
+
+
 def start_worker(
-    database_url: str, *, log: Path | None = None, **env: str
+    database_url: str,
+    *,
+    log: Path | None = None,
+    command: Callable[[int], list[str]] = uvicorn_command,
+    **env: str,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`uvicorn app.main:app` on a free loopback port, configured through its environment.
+    """A worker (`command` on a free loopback port), configured through its environment.
 
     Its output goes to `log` when given (for a test to read), else to the test's own.
     """
     port = free_port()
     output = log.open("ab") if log is not None else None
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
+        command(port),
         cwd=ROOT,
         env={
             **os.environ,

@@ -1,14 +1,15 @@
-"""Queries of the merchant side: listing, search, stats, export, privacy and sweeps."""
+"""Queries of the merchant side: listing, search, transcripts, export, privacy and sweeps
+(the statistics are app/repo/stats.py)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,8 @@ from app.models import (
     utcnow,
 )
 from app.repo.common import _rowcount
+
+messages: sa.Table = Message.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -165,13 +168,23 @@ async def find_conversation(
     return result.scalar_one_or_none()
 
 
-async def transcript(session: AsyncSession, *, conversation_id: int) -> list[Message]:
-    result = await session.execute(
-        sa.select(Message)
-        .where(col(Message.conversation_id) == conversation_id)
-        .order_by(col(Message.id))
-    )
-    return list(result.scalars())
+async def transcript(
+    session: AsyncSession, *, conversation_id: int, limit: int, after: str | None = None
+) -> tuple[list[Message], bool]:
+    """A page of the conversation, oldest first: `limit` messages after the one whose public id
+    is `after` (none, if it is not this conversation's), and whether more follow."""
+    query = sa.select(messages).where(messages.c.conversation_id == conversation_id)
+    if after is not None:
+        start = (
+            sa.select(messages.c.id)
+            .where(messages.c.conversation_id == conversation_id, messages.c.public_id == after)
+            .scalar_subquery()
+        )
+        query = query.where(messages.c.id > start)
+    result = await session.execute(query.order_by(messages.c.id).limit(limit + 1))
+    # Rows, read as messages: a model instance per row cost more than the query (bench/).
+    page = [cast(Message, row) for row in result]
+    return page[:limit], len(page) > limit
 
 
 async def delete_conversation(session: AsyncSession, *, shop_id: int, public_id: str) -> bool:
@@ -197,69 +210,6 @@ async def export_rows(
     result = await session.stream(query.execution_options(yield_per=500))
     async for conversation, message in result:
         yield conversation, message
-
-
-async def stats(
-    session: AsyncSession, *, shop_id: int, now: datetime, days: int = 30
-) -> dict[str, object]:
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    week = today - timedelta(days=today.weekday())
-    since = today - timedelta(days=days - 1)
-    mine = col(Conversation.shop_id) == shop_id
-
-    async def count(*conditions: sa.ColumnElement[bool]) -> int:
-        query = sa.select(sa.func.count()).select_from(Conversation).where(mine, *conditions)
-        return int((await session.execute(query)).scalar_one())
-
-    total = await count()
-    abandoned = await count(col(Conversation.status) == "abandoned")
-    messages = int(
-        (
-            await session.execute(
-                sa.select(sa.func.count())
-                .select_from(Message)
-                .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-                .where(mine)
-            )
-        ).scalar_one()
-    )
-    created = await session.execute(
-        sa.select(col(Conversation.created_at)).where(mine, col(Conversation.created_at) >= since)
-    )
-    per_day = Counter(aware(stamp).date() for stamp in created.scalars())
-    firsts = (
-        sa.select(sa.func.min(col(Message.id)))
-        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(mine, col(Message.role) == "user")
-        .group_by(col(Message.conversation_id))
-    )
-    questions = await session.execute(
-        sa.select(col(Message.content)).where(col(Message.id).in_(firsts)).order_by(col(Message.id))
-    )
-    asked: Counter[str] = Counter()
-    shown: dict[str, str] = {}
-    for text in questions.scalars():
-        key = re.sub(r"[^\w\s]", "", text.lower()).strip()
-        key = re.sub(r"\s+", " ", key)
-        if key:
-            asked[key] += 1
-            shown.setdefault(key, text.strip())
-    return {
-        "conversations_today": await count(col(Conversation.created_at) >= today),
-        "conversations_this_week": await count(col(Conversation.created_at) >= week),
-        "conversations_total": total,
-        "messages_total": messages,
-        "average_messages_per_conversation": round(messages / total, 1) if total else 0,
-        "abandonment_rate": round(abandoned / total, 3) if total else 0,
-        "top_questions": [{"question": shown[key], "count": n} for key, n in asked.most_common(10)],
-        "per_day": [
-            {
-                "date": (since + timedelta(days=i)).date().isoformat(),
-                "conversations": per_day.get((since + timedelta(days=i)).date(), 0),
-            }
-            for i in range(days)
-        ],
-    }
 
 
 # ---- privacy and webhooks -------------------------------------------------------------
@@ -456,7 +406,6 @@ __all__ = [
     "pending_webhooks",
     "record_webhook",
     "redact_customer",
-    "stats",
     "transcript",
     "use_oauth_nonce",
     "webhook_failed",

@@ -111,17 +111,22 @@ def _conversation_id(request: Request) -> str:
 async def get_conversation(request: Request) -> Response:
     merchant = await authenticate(request)
     public_id = _conversation_id(request)
+    limit = int_param(request, "limit", default=200, low=1, high=500)
+    after = uuid4_field(request.query_params.get("after"), "after", required=False)
     async with state_of(request).db.session() as session:
         conversation = await repo.find_conversation(
             session, shop_id=merchant.shop_id, public_id=public_id
         )
         if conversation is None or conversation.id is None:
             raise NotFound("conversation_not_found", "No such conversation in this shop.")
-        messages = await repo.transcript(session, conversation_id=conversation.id)
+        messages, more = await repo.transcript(
+            session, conversation_id=conversation.id, limit=limit, after=after
+        )
     return JSONResponse(
         {
             "conversation": _conversation_json(conversation),
             "messages": [_message_json(m) for m in messages],
+            "next_after": messages[-1].public_id if more and messages else None,
         },
         headers=NO_STORE,
     )
@@ -142,7 +147,7 @@ async def delete_conversation(request: Request) -> Response:
 async def stats(request: Request) -> Response:
     merchant = await authenticate(request)
     async with state_of(request).db.session() as session:
-        figures = await repo.stats(session, shop_id=merchant.shop_id, now=utcnow())
+        figures = await repo.shop_stats(session, shop_id=merchant.shop_id, now=utcnow())
     return JSONResponse(figures, headers=NO_STORE)
 
 

@@ -11,28 +11,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app import privacy, repo
-from app.errors import BadRequest, TooLarge, Unauthorized
+from app.errors import BadRequest, Unauthorized
 from app.merchants import state_of
 from app.shopify import ShopifyAuthError, verify_webhook
-from app.validation import ascii_int, parse_json
+from app.validation import parse_json, read_body
 
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
 # Topics and ids as Shopify writes them, within their columns' 100 characters.
 _HEADER_VALUE = re.compile(r"^[\x21-\x7e]{1,100}$")
-
-
-async def _body(request: Request) -> bytes:
-    """The body, refused before it is read when it says it is too large, and read no further
-    than the limit when it does not say."""
-    declared = ascii_int(request.headers.get("content-length", ""), low=0, high=2**62)
-    if declared is not None and declared > MAX_WEBHOOK_BYTES:
-        raise TooLarge("body_too_large", f"The webhook body is over {MAX_WEBHOOK_BYTES} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_WEBHOOK_BYTES:
-            raise TooLarge("body_too_large", f"The webhook body is over {MAX_WEBHOOK_BYTES} bytes.")
-    return bytes(body)
 
 
 def _header(request: Request, name: str, what: str) -> str:
@@ -46,7 +32,8 @@ def _header(request: Request, name: str, what: str) -> str:
 
 async def receive(request: Request) -> Response:
     state = state_of(request)
-    body = await _body(request)
+    # Refused from Content-Length when it says too much, and read no further than the cap.
+    body = await read_body(request, limit=MAX_WEBHOOK_BYTES)
     # Parsed before the signature is checked: shopifyapp parses the body again to redact it
     # for a log, and fails (a 500) on nesting too deep or a number too long for Python.
     try:

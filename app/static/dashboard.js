@@ -142,17 +142,35 @@
   function conversation() {
     const id = body.dataset.conversationId;
     const dialog = $('[data-confirm]');
-    api('/api/admin/conversations/' + encodeURIComponent(id)).then((data) => {
-      const c = data.conversation;
-      $('[data-meta]').replaceChildren(badge(c.status), ' Started ' + when(c.created_at) + ' · last activity ' + when(c.last_activity_at) + ' · ' + (c.customer_id ? 'customer ' + c.customer_id : 'guest'));
-      const list = $('[data-transcript]');
-      for (const message of data.messages) {
-        const item = make('li', message.content, message.role);
-        const note = message.status === 'complete' ? '' : ' · ' + message.status;
-        item.append(make('small', (message.role === 'user' ? 'Shopper' : 'Assistant') + ' · ' + when(message.created_at) + note));
-        list.append(item);
+    const list = $('[data-transcript]');
+    const more = $('[data-more]');
+    let after = null;
+
+    /* A page at a time, oldest first: a long conversation is not read whole. */
+    async function load() {
+      more.disabled = true;
+      const query = after ? '?after=' + encodeURIComponent(after) : '';
+      try {
+        const data = await api('/api/admin/conversations/' + encodeURIComponent(id) + query);
+        const c = data.conversation;
+        $('[data-meta]').replaceChildren(badge(c.status), ' Started ' + when(c.created_at) + ' · last activity ' + when(c.last_activity_at) + ' · ' + (c.customer_id ? 'customer ' + c.customer_id : 'guest'));
+        for (const message of data.messages) {
+          const item = make('li', message.content, message.role);
+          const note = message.status === 'complete' ? '' : ' · ' + message.status;
+          item.append(make('small', (message.role === 'user' ? 'Shopper' : 'Assistant') + ' · ' + when(message.created_at) + note));
+          list.append(item);
+        }
+        after = data.next_after;
+        more.hidden = !after;
+      } catch (error) {
+        toast(error.message);
+      } finally {
+        more.disabled = false;
       }
-    }).catch((error) => toast(error.message));
+    }
+
+    more.addEventListener('click', load);
+    load();
     $('[data-delete]').addEventListener('click', () => {
       dialog.returnValue = ''; /* Escape must not repeat an earlier choice */
       dialog.showModal();

@@ -1,0 +1,159 @@
+"""The merchant's statistics, counted in the database: a shop's conversations, their messages,
+conversations per day and the questions asked most."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from app.models import Conversation, Message
+from app.repo.common import is_postgres
+
+conversations: sa.Table = Conversation.__table__  # type: ignore[attr-defined]
+messages: sa.Table = Message.__table__  # type: ignore[attr-defined]
+
+TOP_QUESTIONS = 10
+# Distinct first questions brought back to be merged in Python (see _top_questions).
+QUESTION_GROUPS = 1000
+
+
+class utc_day(FunctionElement[date]):
+    """The UTC calendar day of a stored time, on either database."""
+
+    type = sa.Date()
+    name = "utc_day"
+    inherit_cache = True
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(timezone('UTC', {compiler.process(element.clauses, **kw)}))::date"
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite stores the time as UTC text, 'YYYY-MM-DD HH:MM:SS.ffffff'.
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+def question_key(text: str) -> str:
+    """What makes two questions the same: case, punctuation and spacing do not count."""
+    key = re.sub(r"[^\w\s]", "", text.lower()).strip()
+    return re.sub(r"\s+", " ", key)
+
+
+def _first_questions(shop_id: int, *, postgres: bool) -> sa.Subquery:
+    """Each of the shop's conversations' first question: its id and text."""
+    asked = (
+        sa.select(messages.c.id, messages.c.content)
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .where(conversations.c.shop_id == shop_id, messages.c.role == "user")
+    )
+    if postgres:
+        # One ordered pass over the shop's questions (ix_messages_user_conversation).
+        return (
+            asked.ext(distinct_on(messages.c.conversation_id))
+            .order_by(messages.c.conversation_id, messages.c.id)
+            .subquery()
+        )
+    first = (
+        sa.select(sa.func.min(messages.c.id))
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .where(conversations.c.shop_id == shop_id, messages.c.role == "user")
+        .group_by(messages.c.conversation_id)
+    )
+    return asked.where(messages.c.id.in_(first)).subquery()
+
+
+async def _top_questions(session: AsyncSession, *, shop_id: int) -> list[dict[str, object]]:
+    """The shop's most asked first questions.
+
+    The database groups the first questions by their text and brings back the
+    QUESTION_GROUPS largest groups; question_key merges those that differ only in case,
+    punctuation or spacing. (Computing that key in the database cost PostgreSQL more than the
+    rest of the query.) Exact while a shop has fewer distinct first questions than that; past
+    it, a way of writing a question rarer than every group brought back is not counted.
+    """
+    first = _first_questions(shop_id, postgres=is_postgres(session))
+    earliest = sa.func.min(first.c.id)
+    groups = await session.execute(
+        sa.select(first.c.content, sa.func.count(), earliest)
+        .group_by(first.c.content)
+        .order_by(sa.func.count().desc(), earliest)
+        .limit(QUESTION_GROUPS)
+    )
+    counts: dict[str, int] = {}
+    firsts: dict[str, int] = {}
+    shown: dict[int, str] = {}
+    for text, count, first_id in groups.all():
+        key = question_key(str(text))
+        if key:
+            counts[key] = counts.get(key, 0) + int(count)
+            firsts[key] = min(firsts.get(key, first_id), first_id)
+            shown[first_id] = str(text).strip()
+    # The most asked first; of as many, the one asked first (as the dashboard always showed),
+    # written as it was then.
+    top = sorted(counts, key=lambda key: (-counts[key], firsts[key]))[:TOP_QUESTIONS]
+    return [{"question": shown[firsts[key]], "count": counts[key]} for key in top]
+
+
+async def shop_stats(
+    session: AsyncSession, *, shop_id: int, now: datetime, days: int = 30
+) -> dict[str, object]:
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = today - timedelta(days=today.weekday())
+    since = today - timedelta(days=days - 1)
+    mine = conversations.c.shop_id == shop_id
+    counted = await session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(conversations.c.status == "abandoned"),
+            sa.func.count().filter(conversations.c.created_at >= today),
+            sa.func.count().filter(conversations.c.created_at >= week),
+        ).where(mine)
+    )
+    total, abandoned, on_today, this_week = (int(n) for n in counted.one())
+    messages_total = int(
+        (
+            await session.execute(
+                sa.select(sa.func.count())
+                .select_from(messages)
+                .join(conversations, conversations.c.id == messages.c.conversation_id)
+                .where(mine)
+            )
+        ).scalar_one()
+    )
+    day = utc_day(conversations.c.created_at)
+    per_day = await session.execute(
+        sa.select(day, sa.func.count())
+        .where(mine, conversations.c.created_at >= since)
+        .group_by(day)
+    )
+    started = {when: int(n) for when, n in per_day.all()}
+    return {
+        "conversations_today": on_today,
+        "conversations_this_week": this_week,
+        "conversations_total": total,
+        "messages_total": messages_total,
+        "average_messages_per_conversation": round(messages_total / total, 1) if total else 0,
+        "abandonment_rate": round(abandoned / total, 3) if total else 0,
+        "top_questions": await _top_questions(session, shop_id=shop_id),
+        "per_day": [
+            {
+                "date": (since + timedelta(days=i)).date().isoformat(),
+                "conversations": started.get((since + timedelta(days=i)).date(), 0),
+            }
+            for i in range(days)
+        ],
+    }
+
+
+__all__ = ["shop_stats"]
