@@ -1,10 +1,13 @@
-"""Replies being generated: run apart from any request, flushed in batches, followed live."""
+"""Replies being generated: run apart from any request, flushed in batches, followed live;
+and this worker's heartbeat, by which the others know when its replies have no one left."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+import uuid
 from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +44,7 @@ class LiveReply:
     message_id: int
     public_id: str
     conversation_id: int
+    worker_id: str | None = None  # as recorded on the reply's row: its writes are only its own
     text: str = ""
     # Where each piece the model sent ends in `text`: followers relay them one event each,
     # as the model sent them, however many arrived since they last woke.
@@ -122,7 +126,16 @@ class LiveReply:
 
 
 class Replies:
-    """Every reply this worker is generating, the batch flusher and the stale-reply reaper."""
+    """Every reply this worker is generating, the batch flusher, the heartbeat and the reapers.
+
+    Each worker process has a random id and a row in `workers` that it touches every
+    `dead_after / 5` seconds; its replies record that id. A reply whose worker has not beaten
+    for `dead_after` seconds has no one writing it: any worker's heartbeat loop ends it as
+    interrupted (so a shopper following it sees it end within dead_after plus a beat), and a
+    new turn or a retry in its conversation takes over at once instead of a 409. Replies with
+    no worker (from before heartbeats, or begun while this worker's heartbeat was unknown) are
+    left to the fallback, the reaper of replies unwritten for `stale_after` seconds.
+    """
 
     def __init__(
         self,
@@ -131,6 +144,7 @@ class Replies:
         provider: Provider,
         flush_interval: float = 0.2,
         stale_after: float = 60.0,
+        dead_after: float = 10.0,
         grace: float = 10.0,
         keep_alive: float = 15.0,
     ) -> None:
@@ -138,19 +152,36 @@ class Replies:
         self.provider = provider
         self.flush_interval = flush_interval
         self.stale_after = stale_after
+        self.dead_after = dead_after
         self.grace = grace
         self.keep_alive = keep_alive  # seconds of silence after which followers get a ping
+        self.worker_id = uuid.uuid4().hex
         self.live: dict[str, LiveReply] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._beaten_at: float | None = None  # monotonic time of the last recorded heartbeat
+
+    @property
+    def stamp(self) -> str | None:
+        """The worker id to record on a reply begun now, or None while this worker's row may
+        be missing or stale in others' eyes (its heartbeat failing): they would end the reply
+        at once as orphaned, where None leaves it to the stale-reply fallback."""
+        beaten = self._beaten_at
+        if beaten is None or time.monotonic() - beaten > self.dead_after / 2:
+            return None
+        return self.worker_id
 
     async def start(self) -> None:
-        try:
-            await self.reap()
-        except Exception:
-            log.exception("could not sweep stale replies at start; will retry")
+        # The row first: replies this worker begins must never look orphaned to the others.
+        for job in (self.beat, self.reap):
+            try:
+                await job()
+            except Exception:
+                log.exception("%s failed at start; will retry", job.__name__)
+        log.info("worker %s (pid %d) started", self.worker_id, os.getpid())
         self._loops = [
             asyncio.create_task(self._every(self.flush_interval, self.flush)),
+            asyncio.create_task(self._every(self.dead_after / 5, self.beat)),
             asyncio.create_task(self._every(max(1.0, self.stale_after / 4), self.reap)),
         ]
 
@@ -165,6 +196,13 @@ class Replies:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        # Its replies are saved: nothing is left for the others to end. (Failing, the row goes
+        # stale and is dropped by another worker.)
+        try:
+            async with self.db.session() as session:
+                await repo.remove_worker(session, worker_id=self.worker_id)
+        except Exception:
+            log.exception("could not remove worker %s's heartbeat", self.worker_id)
 
     def begin(
         self,
@@ -172,11 +210,15 @@ class Replies:
         message_id: int,
         public_id: str,
         conversation_id: int,
+        worker_id: str | None,
         request: ReplyRequest,
         provider: Provider | None = None,
     ) -> LiveReply:
         reply = LiveReply(
-            message_id=message_id, public_id=public_id, conversation_id=conversation_id
+            message_id=message_id,
+            public_id=public_id,
+            conversation_id=conversation_id,
+            worker_id=worker_id,
         )
         self.live[public_id] = reply
         task = asyncio.create_task(self._run(reply, request, provider or self.provider))
@@ -224,6 +266,7 @@ class Replies:
                     await repo.finish_reply(
                         connection,
                         message_id=reply.message_id,
+                        worker_id=reply.worker_id,
                         content=reply.text,
                         status=status,
                         finish_reason=finish,
@@ -253,18 +296,46 @@ class Replies:
         snapshot = [(r, len(r.text)) for r in due]
         async with self.db.session() as session:
             stopped = await repo.save_progress(
-                session, progress=[(r.message_id, r.text[:n]) for r, n in snapshot]
+                session, progress=[(r.message_id, r.text[:n], r.worker_id) for r, n in snapshot]
             )
         for reply, length in snapshot:
             reply.flushed, reply.flushed_at = length, now
             if reply.message_id in stopped:
                 reply.stop()
 
+    async def beat(self) -> None:
+        """Record this worker's heartbeat, then end the replies of workers found dead."""
+        started = time.monotonic()
+        async with self.db.session() as session:
+            await repo.beat(session, worker_id=self.worker_id)
+        self._beaten_at = started
+        async with self.db.session() as session:
+            count = await repo.end_orphaned_replies(
+                session, dead_after=self.dead_after, this_worker=self.worker_id
+            )
+        if count:
+            log.warning("ended %d replies of dead workers as interrupted", count)
+
+    async def take_over(self, *, conversation_id: int) -> bool:
+        """End the reply streaming in a conversation if its worker is known to be dead, so that
+        the shopper's new turn or retry can go ahead; whether this call ended it."""
+        async with self.db.session() as session:
+            count = await repo.end_orphaned_replies(
+                session,
+                dead_after=self.dead_after,
+                this_worker=self.worker_id,
+                conversation_id=conversation_id,
+            )
+        if count:
+            log.warning("conversation %d: ended a dead worker's reply to go on", conversation_id)
+        return bool(count)
+
     async def reap(self) -> None:
         older_than = utcnow() - timedelta(seconds=self.stale_after)
         keep = [r.message_id for r in self.live.values()]
         async with self.db.session() as session:
             count = await repo.reap_stale_replies(session, older_than=older_than, keep=keep)
+            await repo.forget_dead_workers(session, dead_after=self.stale_after)
         if count:
             log.warning("marked %d abandoned streaming replies as interrupted", count)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from app import repo
 from app.db import Database
-from app.models import Message, utcnow
+from app.models import Message, Worker, utcnow
 from app.replies import LiveReply
 from tests.factories import ProxyClient, iter_events, make_shop, messages_of, new_id
 
@@ -239,6 +240,48 @@ async def test_replies_of_a_dead_worker_end_as_errors(start_server, db: Database
     saved = await _reply(db, shop, session_id)
     assert saved.error_code == "interrupted"
     assert saved.content == "half an ans"
+
+
+async def test_replies_of_a_worker_whose_heartbeat_stopped_end_within_a_beat(
+    start_server, db: Database
+) -> None:
+    """Any worker ends them, dead_after (10 s) after the last beat, and nothing sooner."""
+    server = start_server()
+    shop = await make_shop(db)
+    dead, alive = uuid.uuid4().hex, uuid.uuid4().hex
+    async with db.session() as session:
+        shop_id = (await repo.get_shop(session, domain=shop)).id  # type: ignore[union-attr]
+        for worker_id in (dead, alive):
+            await repo.beat(session, worker_id=worker_id)
+        await session.execute(
+            sa.update(Worker)
+            .where(Worker.id == dead)  # type: ignore[arg-type]
+            .values(heartbeat_at=utcnow() - timedelta(seconds=10.5))
+        )
+    sessions = {dead: new_id(), alive: new_id()}
+    for worker_id, session_id in sessions.items():
+        async with db.session() as session:
+            await repo.open_turn(
+                session,
+                shop_id=shop_id,
+                session_id=session_id,
+                customer_id=None,
+                content="hello?",
+                client_message_id=None,
+                worker_id=worker_id,
+            )
+    started = asyncio.get_running_loop().time()
+
+    async def reaped() -> bool:
+        return (await _reply(db, shop, sessions[dead])).status == "error"
+
+    await _wait_for(reaped, timeout=5)
+    took = asyncio.get_running_loop().time() - started
+    assert took < server.app.state.chat.replies.dead_after / 5 + 1, "within a heartbeat"
+    assert (await _reply(db, shop, sessions[dead])).error_code == "interrupted"
+    assert (await _reply(db, shop, sessions[alive])).status == "streaming"
+    async with db.session() as session:
+        await repo.remove_worker(session, worker_id=alive)
 
 
 async def test_worker_shutdown_leaves_nothing_streaming(start_server, db: Database) -> None:

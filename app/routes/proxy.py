@@ -183,7 +183,14 @@ def _start_payload(
     }
 
 
-def _begin_reply(state: AppState, caller: Caller, reply: Message, request: ReplyRequest) -> None:
+def _begin_reply(
+    state: AppState,
+    caller: Caller,
+    reply: Message,
+    request: ReplyRequest,
+    worker_id: str | None,
+) -> None:
+    """Generate the reply here, as `worker_id`: what its row records (or None)."""
     assert reply.id is not None
     # A merchant may keep their assistant offline (FAQ only) whatever the app's AI service is.
     provider = state.offline if caller.ai_provider == "offline" else None
@@ -191,6 +198,7 @@ def _begin_reply(state: AppState, caller: Caller, reply: Message, request: Reply
         message_id=reply.id,
         public_id=reply.public_id,
         conversation_id=reply.conversation_id,
+        worker_id=worker_id,
         request=request,
         provider=provider,
     )
@@ -207,12 +215,15 @@ async def _retry_turn(
     if reply is None:
         raise Conflict("turn_in_progress", "This message is still being processed.")
     if reply.status == "error" and reply.public_id not in state.replies.live:
+        worker_id = state.replies.stamp
         async with state.db.session() as session:
-            restarted = await repo.restart_failed_reply(session, message_id=reply.id or 0)
+            restarted = await repo.restart_failed_reply(
+                session, message_id=reply.id or 0, worker_id=worker_id
+            )
         if restarted:
             async with state.db.session() as session:
                 model_request = await _reply_request(state, session, caller, reply)
-            _begin_reply(state, caller, reply, model_request)
+            _begin_reply(state, caller, reply, model_request, worker_id)
     return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
 
 
@@ -242,6 +253,7 @@ async def post_message(request: Request) -> Response:
                 customer_id=caller.customer_id,
                 content=text,
                 client_message_id=client_message_id,
+                worker_id=state.replies.stamp,
             )
             conversation = turn.conversation
             _check_open(conversation, caller)
@@ -280,7 +292,7 @@ async def post_message(request: Request) -> Response:
             ) from None
     if earlier is not None:
         return await _retry_turn(state, caller, conversation, *earlier)
-    _begin_reply(state, caller, reply, model_request)
+    _begin_reply(state, caller, reply, model_request, reply.worker_id)
     return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
 
 
