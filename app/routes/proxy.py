@@ -216,10 +216,18 @@ async def _retry_turn(
         raise Conflict("turn_in_progress", "This message is still being processed.")
     if reply.status == "error" and reply.public_id not in state.replies.live:
         worker_id = state.replies.stamp
-        async with state.db.session() as session:
-            restarted = await repo.restart_failed_reply(
-                session, message_id=reply.id or 0, worker_id=worker_id
-            )
+        try:
+            async with state.db.session() as session:
+                restarted = await repo.restart_failed_reply(
+                    session, message_id=reply.id or 0, worker_id=worker_id
+                )
+        except IntegrityError:
+            # Another reply streams in the conversation (a second tab's turn): the retry
+            # waits for it, as a new turn would.
+            raise Conflict(
+                "turn_in_progress",
+                "The assistant is still answering another message; retry when it is done.",
+            ) from None
         if restarted:
             async with state.db.session() as session:
                 model_request = await _reply_request(state, session, caller, reply)
