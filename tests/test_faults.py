@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
+from unittest.mock import ANY
 
 from app.db import Database
 from app.models import Message, Worker, aware
 from tests.factories import (
     ProxyClient,
+    Turn,
     iter_events,
     make_shop,
     messages_of,
     new_id,
+    read_turn,
 )
 from tests.servers import free_port
 from tests.workers import start_worker, stop_worker
 
 LONG_QUESTION = "Tell me everything please"
+WORKER_DEAD_AFTER = 10.0  # the default
 
 
 async def _reply(db: Database, shop: str, session_id: str) -> Message:
@@ -33,7 +38,9 @@ async def _heartbeat(db: Database, worker_id: str | None) -> float:
     return aware(worker.heartbeat_at).timestamp()
 
 
-async def test_replies_of_a_killed_worker_end_within_15_s(database_url: str, db: Database) -> None:
+async def test_replies_of_a_killed_worker_end_within_15_s_and_the_shopper_goes_on_at_once(
+    database_url: str, db: Database
+) -> None:
     """Default timings: the stale-reply fallback (60 s) plays no part."""
     shop = await make_shop(db)
     doomed, doomed_url = start_worker(database_url, AI_OFFLINE_WORD_DELAY="0.3")
@@ -56,6 +63,8 @@ async def test_replies_of_a_killed_worker_end_within_15_s(database_url: str, db:
                 doomed.wait(timeout=10)
         for session_id in (watched, writing):
             assert (await _reply(db, shop, session_id)).status == "streaming", "left streaming"
+        dead_reply = await _reply(db, shop, writing)
+        known_dead_at = await _heartbeat(db, dead_reply.worker_id) + WORKER_DEAD_AFTER
 
         async def ended() -> float:
             while (await _reply(db, shop, watched)).status == "streaming":
@@ -63,9 +72,39 @@ async def test_replies_of_a_killed_worker_end_within_15_s(database_url: str, db:
                 await asyncio.sleep(0.1)
             return loop.time() - killed_at
 
-        ended_after = await ended()
-        print(f"reply of the killed worker ended {ended_after:.1f} s after the kill")
+        async def accepted(client: ProxyClient) -> tuple[Turn, float, int]:
+            """The shopper sends a new message until it is taken (every 0.2 s)."""
+            refused = 0
+            while True:
+                async with client.open_turn(writing, "are you still there?") as response:
+                    answered_at = time.time()  # the status line: accepted or refused
+                    turn = await read_turn(response)
+                if turn.status_code == 200:
+                    return turn, answered_at, refused
+                assert turn.status_code == 409, turn.body
+                assert turn.body == {"error": {"code": "turn_in_progress", "message": ANY}}
+                assert loop.time() - killed_at < 60, "refused for a minute"
+                refused += 1
+                await asyncio.sleep(0.2)
+
+        async with ProxyClient(survivor_url, shop) as client:
+            ended_after, (again, accepted_at, refused) = await asyncio.gather(
+                ended(), accepted(client)
+            )
+        print(
+            f"reply of the killed worker ended {ended_after:.1f} s after the kill; the next "
+            f"message accepted {accepted_at - known_dead_at:+.2f} s after its heartbeat was "
+            f"{WORKER_DEAD_AFTER:.0f} s old ({refused} refused before)"
+        )
         assert ended_after < 15, f"the reply ended {ended_after:.1f} s after the worker died"
+        assert refused > 0, "while the worker may be alive, its conversation is busy"
+        assert accepted_at > known_dead_at - 0.5, "no turn takes over from a worker not known dead"
+        assert accepted_at - known_dead_at < 1.0, "accepted at once once the worker is known dead"
+        assert again.last.event == "done", "the conversation goes on with the other worker"
+        taken_over = [m for m in await messages_of(db, shop, writing) if m.id == dead_reply.id][0]
+        assert (taken_over.status, taken_over.error_code) == ("error", "interrupted")
+        users = [m.content for m in await messages_of(db, shop, writing) if m.role == "user"]
+        assert users == [LONG_QUESTION, "are you still there?"], "no refused turn was kept"
 
         reply = await _reply(db, shop, watched)
         assert reply.status == "error" and reply.error_code == "interrupted"
