@@ -208,3 +208,19 @@ async def test_retry_of_a_failed_turn_while_another_reply_streams_is_409(
         ("user", "complete"),
         ("assistant", "complete"),
     ] * 2
+
+
+async def test_history_gives_each_message_of_the_shopper_its_client_message_id(
+    client: ProxyClient,
+) -> None:
+    """What the widget needs to rebuild a failed last turn after a reload: its text and id."""
+    session_id, client_message_id = new_id(), new_id()
+    await client.send(session_id, "hello", client_message_id)
+    await client.send(session_id, "and without one")
+    messages = (await client.history(session_id)).json()["messages"]
+    assert [(m["role"], m["client_message_id"]) for m in messages] == [
+        ("user", client_message_id),
+        ("assistant", None),
+        ("user", None),
+        ("assistant", None),
+    ]

@@ -447,13 +447,16 @@ async def session_status(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "status": status}, headers=NO_STORE)
 
 
-def _message_json(message: Message) -> dict[str, str]:
+def _message_json(message: Message) -> dict[str, str | None]:
     return {
         "id": message.public_id,
         "role": message.role,
         "content": message.content,
         "status": message.status,
         "created_at": aware(message.created_at).isoformat().replace("+00:00", "Z"),
+        # The shopper's own id of the message (None for replies): after a reload the widget
+        # retries a failed last turn with it, so the retry is the same turn, not a new one.
+        "client_message_id": message.client_message_id,
     }
 
 
