@@ -20,7 +20,8 @@ from app.demo import DEMO_SHOP
 from app.models import Message
 from tests.conftest import make_settings
 from tests.factories import ProxyClient, messages_of, new_id
-from tests.servers import LiveServer, start_app_server
+from tests.fake_upstream import FakeUpstream
+from tests.servers import LiveServer, serve, start_app_server
 
 T = TypeVar("T")
 STORAGE_KEY = f"scw:v1:{DEMO_SHOP}"
@@ -584,3 +585,100 @@ def test_typing_indicator_until_the_first_words(
     expect(typing).to_contain_text("The assistant is typing")
     expect(page.locator(".scw__message--assistant .scw__bubble")).not_to_have_text("")
     expect(typing).to_be_hidden()
+
+
+# ---- recovery: failed turns, replays, stalls and reconnects --------------------------------
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[tuple[FakeUpstream, LiveServer]]:
+    fake = FakeUpstream()
+    live = serve(fake.app, timeout_graceful_shutdown=1)
+    yield fake, live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def modelled_storefront(
+    database_url: str, model: tuple[FakeUpstream, LiveServer]
+) -> Iterator[LiveServer]:
+    """The storefront with a model server that fails as each test says."""
+    live = start_app_server(
+        make_settings(
+            database_url,
+            ai_provider="openai",
+            ai_base_url=f"{model[1].url}/v1",
+            ai_api_key="sk-test",
+            ai_model="test-model",
+        )
+    )
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def fake_model(model: tuple[FakeUpstream, LiveServer]) -> Iterator[FakeUpstream]:
+    fake, _ = model
+    fake.scenario = "ok"
+    yield fake
+    fake.scenario = "ok"
+
+
+def test_retry_after_a_reload_rebuilds_the_failed_turn(
+    context: BrowserContext,
+    modelled_storefront: LiveServer,
+    fake_model: FakeUpstream,
+    database_url: str,
+    artifacts_dir: Path,
+) -> None:
+    fake_model.scenario = "http500"
+    page = context.new_page()
+    shopper = Shopper(page, modelled_storefront).visit()
+    shopper.open()
+    shopper.send("Do you have red hats?")
+    expect(page.locator(".scw__error")).to_be_visible()
+
+    page.reload()
+    # Rebuilt from the history: the question, its failed reply, the error and its Retry.
+    expect(page.locator(".scw__message--assistant[data-status=error]")).to_have_count(1)
+    expect(page.locator(".scw__error")).to_be_visible()
+    page.screenshot(path=str(artifacts_dir / "widget-failed-turn-after-reload-1280.png"))
+    assert shopper.texts("user") == ["Do you have red hats?"]
+    fake_model.scenario = "ok"
+    bodies: list[dict] = []
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.method == "POST" else None)
+    page.click("[data-action=retry]")
+    shopper.wait_replies(1)
+    expect(page.locator(".scw__error")).to_be_hidden()
+    assert shopper.texts("user") == ["Do you have red hats?"]
+    assert shopper.texts("assistant") == ["Hello from the model."]
+    saved = db_messages(database_url, shopper.stored()["sessionId"])
+    assert [(m.role, m.status, m.content) for m in saved] == [
+        ("user", "complete", "Do you have red hats?"),
+        ("assistant", "complete", "Hello from the model."),
+    ]
+    assert [b["client_message_id"] for b in bodies] == [saved[0].client_message_id]
+
+
+def test_retry_after_part_of_the_reply_shows_the_replayed_text_once(
+    context: BrowserContext,
+    modelled_storefront: LiveServer,
+    fake_model: FakeUpstream,
+    database_url: str,
+    artifacts_dir: Path,
+) -> None:
+    fake_model.scenario = "cut"  # the model's connection drops after "Hello from"
+    page = context.new_page()
+    shopper = Shopper(page, modelled_storefront).visit()
+    shopper.open()
+    shopper.send("Do you have red hats?")
+    expect(page.locator(".scw__error")).to_be_visible()
+    bubble = page.locator(".scw__message--assistant .scw__bubble")
+    expect(bubble).to_have_text("Hello from")
+    page.screenshot(path=str(artifacts_dir / "widget-partial-reply-failed-1280.png"))
+    fake_model.scenario = "ok"
+    page.click("[data-action=retry]")
+    shopper.wait_replies(1)
+    assert shopper.texts("assistant") == ["Hello from the model."], "replaced, not appended"
+    saved = db_messages(database_url, shopper.stored()["sessionId"])
+    assert [m.content for m in saved] == ["Do you have red hats?", "Hello from the model."]

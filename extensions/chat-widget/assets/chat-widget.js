@@ -306,6 +306,8 @@
 
     setStatus(item, status) {
       item.dataset.status = status;
+      /* a reply that failed before its first word is only the error below it */
+      item.hidden = status === 'error' && !item.content;
       if (status === 'stopped' && !item.querySelector('.scw__note')) item.append(make('span', 'scw__note', { text: this.text.stopped }));
     }
 
@@ -394,13 +396,14 @@
           if (event.event === 'start') {
             item = this.replyItem(data.assistant_message_id);
             this.stream.id = data.assistant_message_id;
+            this.setStatus(item, 'streaming');
+            /* From the reply's start (a new turn, a retry replaying it): it replaces what was shown */
+            if (/:0$/.test(event.id || ':0')) this.render(item, '');
             if (this.stream.stopRequested) this.stop();
           } else if (event.event === 'delta' && item) {
             this.typing.hidden = true;
             this.stream.lastEventId = event.id;
-            item.content += data.text;
-            renderMarkdown(item.querySelector('.scw__bubble'), item.content);
-            this.scrollDown();
+            this.render(item, item.content + data.text);
           } else if (event.event === 'done' && item) {
             ended = true;
             this.setStatus(item, data.status);
@@ -431,6 +434,12 @@
       this.stream = null;
       if (ended) this.setBusy(false);
       else this.showError(this.text.error);
+    }
+
+    render(item, content) {
+      item.content = content;
+      renderMarkdown(item.querySelector('.scw__bubble'), content);
+      this.scrollDown();
     }
 
     async resume(id) {
@@ -480,17 +489,24 @@
       if (this.stream) this.stream.controller.abort();
       this.stream = null;
       this.setBusy(false);
+      this.error.hidden = true;
+      this.pending = null;
       this.list.replaceChildren();
       this.replies.clear();
       this.renderPage(page);
-      const last = page.messages[page.messages.length - 1];
-      if (last && last.role === 'assistant' && last.status === 'streaming') this.resume(last.id);
+      const [asked, last] = page.messages.slice(-2);
+      if (!last || last.role !== 'assistant' || (last.status !== 'streaming' && last.status !== 'error')) return;
+      /* An unfinished last turn: its Retry sends the same message with the same id */
+      if (asked && asked.role === 'user' && asked.client_message_id) this.pending = { text: asked.content, clientMessageId: asked.client_message_id };
+      if (last.status === 'streaming') this.resume(last.id);
+      else if (this.pending) this.showError(this.text.error);
     }
 
     renderPage(page, before) {
       for (const message of page.messages) {
         const item = this.addMessage(message.role, message.content, { id: message.id, status: message.status, before });
         if (message.role === 'assistant') this.replies.set(message.id, item);
+        else if (message.client_message_id) item.dataset.client = message.client_message_id;
       }
       this.nextBefore = page.next_before;
       this.earlier.hidden = !this.nextBefore;
