@@ -1,13 +1,10 @@
-"""Replies being generated: run apart from any request, flushed in batches, followed live;
-and this worker's heartbeat, by which the others know when its replies have no one left."""
+"""Replies being generated: run apart from any request, flushed in batches, followed live."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-import uuid
 from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,6 +13,7 @@ from datetime import timedelta
 from app import repo
 from app.ai import Finished, Provider, ProviderError, ReplyRequest
 from app.db import Database
+from app.heartbeat import Heartbeat
 from app.models import utcnow
 
 log = logging.getLogger("app.replies")
@@ -126,16 +124,9 @@ class LiveReply:
 
 
 class Replies:
-    """Every reply this worker is generating, the batch flusher, the heartbeat and the reapers.
-
-    Each worker process has a random id and a row in `workers` that it touches every
-    `dead_after / 5` seconds; its replies record that id. A reply whose worker has not beaten
-    for `dead_after` seconds has no one writing it: any worker's heartbeat loop ends it as
-    interrupted (so a shopper following it sees it end within dead_after plus a beat), and a
-    new turn or a retry in its conversation takes over at once instead of a 409. Replies with
-    no worker (from before heartbeats, or begun while this worker's heartbeat was unknown) are
-    left to the fallback, the reaper of replies unwritten for `stale_after` seconds.
-    """
+    """Every reply this worker is generating, the batch flusher, the heartbeat (which ends the
+    replies of dead workers, app/heartbeat.py) and the fallback reaper of replies that recorded
+    no worker and have not been written for `stale_after` seconds."""
 
     def __init__(
         self,
@@ -152,36 +143,23 @@ class Replies:
         self.provider = provider
         self.flush_interval = flush_interval
         self.stale_after = stale_after
-        self.dead_after = dead_after
         self.grace = grace
         self.keep_alive = keep_alive  # seconds of silence after which followers get a ping
-        self.worker_id = uuid.uuid4().hex
+        self.heartbeat = Heartbeat(db=db, dead_after=dead_after)
         self.live: dict[str, LiveReply] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._beaten_at: float | None = None  # monotonic time of the last recorded heartbeat
-
-    @property
-    def stamp(self) -> str | None:
-        """The worker id to record on a reply begun now, or None while this worker's row may
-        be missing or stale in others' eyes (its heartbeat failing): they would end the reply
-        at once as orphaned, where None leaves it to the stale-reply fallback."""
-        beaten = self._beaten_at
-        if beaten is None or time.monotonic() - beaten > self.dead_after / 2:
-            return None
-        return self.worker_id
 
     async def start(self) -> None:
         # The row first: replies this worker begins must never look orphaned to the others.
-        for job in (self.beat, self.reap):
-            try:
-                await job()
-            except Exception:
-                log.exception("%s failed at start; will retry", job.__name__)
-        log.info("worker %s (pid %d) started", self.worker_id, os.getpid())
+        await self.heartbeat.beat()
+        try:
+            await self.reap()
+        except Exception:
+            log.exception("could not sweep stale replies at start; will retry")
         self._loops = [
             asyncio.create_task(self._every(self.flush_interval, self.flush)),
-            asyncio.create_task(self._every(self.dead_after / 5, self.beat)),
+            asyncio.create_task(self._every(self.heartbeat.interval, self.heartbeat.beat)),
             asyncio.create_task(self._every(max(1.0, self.stale_after / 4), self.reap)),
         ]
 
@@ -196,13 +174,7 @@ class Replies:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        # Its replies are saved: nothing is left for the others to end. (Failing, the row goes
-        # stale and is dropped by another worker.)
-        try:
-            async with self.db.session() as session:
-                await repo.remove_worker(session, worker_id=self.worker_id)
-        except Exception:
-            log.exception("could not remove worker %s's heartbeat", self.worker_id)
+        await self.heartbeat.stop()
 
     def begin(
         self,
@@ -302,33 +274,6 @@ class Replies:
             reply.flushed, reply.flushed_at = length, now
             if reply.message_id in stopped:
                 reply.stop()
-
-    async def beat(self) -> None:
-        """Record this worker's heartbeat, then end the replies of workers found dead."""
-        started = time.monotonic()
-        async with self.db.session() as session:
-            await repo.beat(session, worker_id=self.worker_id)
-        self._beaten_at = started
-        async with self.db.session() as session:
-            count = await repo.end_orphaned_replies(
-                session, dead_after=self.dead_after, this_worker=self.worker_id
-            )
-        if count:
-            log.warning("ended %d replies of dead workers as interrupted", count)
-
-    async def take_over(self, *, conversation_id: int) -> bool:
-        """End the reply streaming in a conversation if its worker is known to be dead, so that
-        the shopper's new turn or retry can go ahead; whether this call ended it."""
-        async with self.db.session() as session:
-            count = await repo.end_orphaned_replies(
-                session,
-                dead_after=self.dead_after,
-                this_worker=self.worker_id,
-                conversation_id=conversation_id,
-            )
-        if count:
-            log.warning("conversation %d: ended a dead worker's reply to go on", conversation_id)
-        return bool(count)
 
     async def reap(self) -> None:
         older_than = utcnow() - timedelta(seconds=self.stale_after)

@@ -43,9 +43,10 @@ async def test_replies_of_a_killed_worker_end_within_15_s_and_the_shopper_goes_o
 ) -> None:
     """Default timings: the stale-reply fallback (60 s) plays no part."""
     shop = await make_shop(db)
-    doomed, doomed_url = start_worker(database_url, AI_OFFLINE_WORD_DELAY="0.3")
-    survivor, survivor_url = start_worker(database_url)
     loop = asyncio.get_running_loop()
+    survivor, survivor_url = start_worker(database_url)
+    survivor_up = loop.time()
+    doomed, doomed_url = start_worker(database_url, AI_OFFLINE_WORD_DELAY="0.3")
     try:
         watched, writing = new_id(), new_id()  # one shopper waits, the other writes again
         async with ProxyClient(doomed_url, shop) as client:
@@ -58,6 +59,10 @@ async def test_replies_of_a_killed_worker_end_within_15_s_and_the_shopper_goes_o
                     events = iter_events(response)
                     await anext(events)
                     await anext(events)
+                # A worker judges others only after hearing the database for WORKER_DEAD_AFTER
+                # itself (app/heartbeat.py): up 3 s before the kill, the survivor is by the time
+                # the doomed worker's last beat (at most 2 s before the kill) is 10 s old.
+                await asyncio.sleep(max(0.0, survivor_up + 3 - loop.time()))
                 doomed.send_signal(signal.SIGKILL)  # no shutdown, no final write
                 killed_at = loop.time()
                 doomed.wait(timeout=10)

@@ -11,9 +11,18 @@ import sqlalchemy as sa
 
 from app import repo
 from app.db import Database
-from app.models import Message, Worker, utcnow
+from app.models import Message, utcnow
 from app.replies import LiveReply
-from tests.factories import ProxyClient, iter_events, make_shop, messages_of, new_id
+from tests.factories import (
+    ProxyClient,
+    iter_events,
+    make_shop,
+    messages_of,
+    new_id,
+    set_heartbeat,
+    streaming_turn,
+)
+from tests.servers import LiveServer
 
 LONG_QUESTION = "Tell me everything please"
 
@@ -242,48 +251,6 @@ async def test_replies_of_a_dead_worker_end_as_errors(start_server, db: Database
     assert saved.content == "half an ans"
 
 
-async def test_replies_of_a_worker_whose_heartbeat_stopped_end_within_a_beat(
-    start_server, db: Database
-) -> None:
-    """Any worker ends them, dead_after (10 s) after the last beat, and nothing sooner."""
-    server = start_server()
-    shop = await make_shop(db)
-    dead, alive = uuid.uuid4().hex, uuid.uuid4().hex
-    async with db.session() as session:
-        shop_id = (await repo.get_shop(session, domain=shop)).id  # type: ignore[union-attr]
-        for worker_id in (dead, alive):
-            await repo.beat(session, worker_id=worker_id)
-        await session.execute(
-            sa.update(Worker)
-            .where(Worker.id == dead)  # type: ignore[arg-type]
-            .values(heartbeat_at=utcnow() - timedelta(seconds=10.5))
-        )
-    sessions = {dead: new_id(), alive: new_id()}
-    for worker_id, session_id in sessions.items():
-        async with db.session() as session:
-            await repo.open_turn(
-                session,
-                shop_id=shop_id,
-                session_id=session_id,
-                customer_id=None,
-                content="hello?",
-                client_message_id=None,
-                worker_id=worker_id,
-            )
-    started = asyncio.get_running_loop().time()
-
-    async def reaped() -> bool:
-        return (await _reply(db, shop, sessions[dead])).status == "error"
-
-    await _wait_for(reaped, timeout=5)
-    took = asyncio.get_running_loop().time() - started
-    assert took < server.app.state.chat.replies.dead_after / 5 + 1, "within a heartbeat"
-    assert (await _reply(db, shop, sessions[dead])).error_code == "interrupted"
-    assert (await _reply(db, shop, sessions[alive])).status == "streaming"
-    async with db.session() as session:
-        await repo.remove_worker(session, worker_id=alive)
-
-
 async def test_worker_shutdown_leaves_nothing_streaming(start_server, db: Database) -> None:
     slow = start_server(offline_word_delay=2.0, shutdown_grace=0.2)
     shop = await make_shop(db)
@@ -380,33 +347,13 @@ async def _first_batch(live: LiveReply, *, offset: int) -> list[str] | None:
     return None
 
 
-async def _orphaned_turn(
-    db: Database, shop: str, *, worker_id: str, client_message_id: str | None = None
-) -> str:
-    """A conversation whose reply streams for `worker_id`, as a worker that died left it."""
-    session_id = new_id()
-    async with db.session() as session:
-        shop_id = (await repo.get_shop(session, domain=shop)).id  # type: ignore[union-attr]
-        await repo.open_turn(
-            session,
-            shop_id=shop_id,
-            session_id=session_id,
-            customer_id=None,
-            content="hello?",
-            client_message_id=client_message_id,
-            worker_id=worker_id,
-        )
-    return session_id
+async def _judging(*servers: LiveServer) -> None:
+    """Until each server has heard the database for its dead_after (after its start)."""
 
+    async def ready() -> bool:
+        return all(s.app.state.chat.replies.heartbeat.judging for s in servers)
 
-async def _with_heartbeat(db: Database, worker_id: str, age: float) -> None:
-    async with db.session() as session:
-        await repo.beat(session, worker_id=worker_id)
-        await session.execute(
-            sa.update(Worker)
-            .where(Worker.id == worker_id)  # type: ignore[arg-type]
-            .values(heartbeat_at=utcnow() - timedelta(seconds=age))
-        )
+    await _wait_for(ready, timeout=15)
 
 
 async def test_racing_turns_take_over_from_a_dead_worker_and_one_wins(
@@ -414,16 +361,16 @@ async def test_racing_turns_take_over_from_a_dead_worker_and_one_wins(
 ) -> None:
     """Two workers get a new turn each in a conversation whose reply's worker is dead (its
     heartbeat stale, or gone): both may see it dead at once; one ends it, one turn goes on."""
-    one, two = start_server(), start_server()
+    one, two = start_server(worker_dead_after=1.0), start_server(worker_dead_after=1.0)
     shop = await make_shop(db)
-    stale, alive = uuid.uuid4().hex, uuid.uuid4().hex
-    await _with_heartbeat(db, stale, age=30)
-    await _with_heartbeat(db, alive, age=0)
+    stale, alive = uuid.uuid4().hex, one.app.state.chat.replies.heartbeat.worker_id
+    await set_heartbeat(db, stale, age=30)
+    await _judging(one, two)
     cases = {
-        await _orphaned_turn(db, shop, worker_id=stale): "dead",
-        await _orphaned_turn(db, shop, worker_id=uuid.uuid4().hex): "dead",  # no row at all
-        await _orphaned_turn(db, shop, worker_id=uuid.uuid4().hex): "dead",
-        await _orphaned_turn(db, shop, worker_id=alive): "alive",
+        await streaming_turn(db, shop, worker_id=stale): "dead",
+        await streaming_turn(db, shop, worker_id=uuid.uuid4().hex): "dead",  # no row at all
+        await streaming_turn(db, shop, worker_id=uuid.uuid4().hex): "dead",
+        await streaming_turn(db, shop, worker_id=alive): "alive",
     }
     async with ProxyClient(one.url, shop) as first, ProxyClient(two.url, shop) as second:
         for session_id, worker in cases.items():
@@ -443,8 +390,7 @@ async def test_racing_turns_take_over_from_a_dead_worker_and_one_wins(
             assert [m.content for m in saved if m.role == "user"] == ["hello?", "anyone there?"]
             assert saved[-1].role == "assistant" and saved[-1].status == "complete"
     async with db.session() as session:
-        for worker_id in (stale, alive):
-            await repo.remove_worker(session, worker_id=worker_id)
+        await repo.remove_worker(session, worker_id=stale)
 
 
 async def test_retries_of_a_dead_workers_reply_regenerate_it_once_at_once(
@@ -452,11 +398,12 @@ async def test_retries_of_a_dead_workers_reply_regenerate_it_once_at_once(
 ) -> None:
     """The widget retries a reply stuck on a dead worker, twice at once (two tabs, two
     workers): it is ended and generated again by one of them, and both follow it."""
-    one, two = start_server(), start_server()
+    one, two = start_server(worker_dead_after=1.0), start_server(worker_dead_after=1.0)
     shop = await make_shop(db)
+    await _judging(one, two)
     for _ in range(3):
         client_message_id = new_id()
-        session_id = await _orphaned_turn(
+        session_id = await streaming_turn(
             db, shop, worker_id=uuid.uuid4().hex, client_message_id=client_message_id
         )
         async with ProxyClient(one.url, shop) as first, ProxyClient(two.url, shop) as second:
@@ -469,7 +416,7 @@ async def test_retries_of_a_dead_workers_reply_regenerate_it_once_at_once(
             ("user", "complete"),
             ("assistant", "complete"),
         ]
-        workers = {one.app.state.chat.replies.worker_id, two.app.state.chat.replies.worker_id}
+        workers = {s.app.state.chat.replies.heartbeat.worker_id for s in (one, two)}
         assert saved[1].worker_id in workers, "generated again by a living worker"
         for retry in retries:
             assert retry.status_code == 200
@@ -485,8 +432,8 @@ async def test_a_follower_of_a_reply_restarted_under_it_says_so_instead_of_splic
     may be sent after it."""
     shop = await make_shop(db)
     before, after = uuid.uuid4().hex, uuid.uuid4().hex
-    await _with_heartbeat(db, before, age=0)
-    session_id = await _orphaned_turn(db, shop, worker_id=before)
+    await set_heartbeat(db, before, age=0)
+    session_id = await streaming_turn(db, shop, worker_id=before)
     reply = await _reply(db, shop, session_id)
     assert reply.id is not None
     async with db.session() as session:
@@ -522,8 +469,8 @@ async def test_a_follower_waits_for_the_saved_text_to_reach_the_shoppers_offset(
     when the connection broke: another worker waits for the text to catch up, then goes on."""
     shop = await make_shop(db)
     worker_id = uuid.uuid4().hex
-    await _with_heartbeat(db, worker_id, age=0)
-    session_id = await _orphaned_turn(db, shop, worker_id=worker_id)
+    await set_heartbeat(db, worker_id, age=0)
+    session_id = await streaming_turn(db, shop, worker_id=worker_id)
     reply = await _reply(db, shop, session_id)
     assert reply.id is not None
     async with db.session() as session:

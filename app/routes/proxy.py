@@ -217,7 +217,7 @@ async def _retry_turn(
         raise Conflict("turn_in_progress", "This message is still being processed.")
     if reply.status in ("error", "streaming") and reply.public_id not in state.replies.live:
         if reply.status == "streaming":
-            await state.replies.take_over(conversation_id=reply.conversation_id)
+            await state.replies.heartbeat.take_over(conversation_id=reply.conversation_id)
         # Whoever ended it, one retry restarts it (the restart is conditional on the error);
         # a reply still streaming is left to its worker and followed.
         await _restart(state, caller, reply)
@@ -226,7 +226,7 @@ async def _retry_turn(
 
 async def _restart(state: AppState, caller: Caller, reply: Message) -> None:
     """Regenerate a failed reply here, if no other retry restarted it first."""
-    worker_id = state.replies.stamp
+    worker_id = state.replies.heartbeat.stamp
     for attempt in (1, 2):
         try:
             async with state.db.session() as session:
@@ -237,7 +237,7 @@ async def _restart(state: AppState, caller: Caller, reply: Message) -> None:
         except IntegrityError:
             # Another reply streams in the conversation (a second tab's turn): the retry
             # waits for it, as a new turn would, unless that reply's worker is dead.
-            if attempt == 2 or not await state.replies.take_over(
+            if attempt == 2 or not await state.replies.heartbeat.take_over(
                 conversation_id=reply.conversation_id
             ):
                 raise Conflict(
@@ -278,7 +278,7 @@ async def _open_turn(
         customer_id=caller.customer_id,
         content=text,
         client_message_id=client_message_id,
-        worker_id=state.replies.stamp,
+        worker_id=state.replies.heartbeat.stamp,
     )
     conversation = turn.conversation
     _check_open(conversation, caller)
@@ -318,7 +318,7 @@ async def _after_a_lost_race(
             )
             if earlier is not None:
                 return _Opened(conversation, earlier=earlier)
-    if await state.replies.take_over(conversation_id=conversation.id):
+    if await state.replies.heartbeat.take_over(conversation_id=conversation.id):
         try:
             async with state.db.fast_writes() as session:
                 return await _open_turn(state, session, caller, session_id, text, client_message_id)
