@@ -59,6 +59,7 @@ class Settings:
     offline_word_delay: float = 0.03
     stream_flush_interval: float = 0.2
     stale_stream_after: float = 60.0
+    worker_dead_after: float = 10.0
     shutdown_grace: float = 10.0
     token_encryption_key: str = ""
     shopify_admin_base_url: str = ""
@@ -162,6 +163,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         offline_word_delay=_float(env, "AI_OFFLINE_WORD_DELAY", 0.03),
         stream_flush_interval=_float(env, "STREAM_FLUSH_INTERVAL", 0.2),
         stale_stream_after=_float(env, "STALE_STREAM_AFTER", 60.0),
+        worker_dead_after=_float(env, "WORKER_DEAD_AFTER", 10.0),
         shutdown_grace=_float(env, "SHUTDOWN_GRACE", 10.0),
         token_encryption_key=env.get("TOKEN_ENCRYPTION_KEY", ""),
         shopify_admin_base_url=env.get("SHOPIFY_ADMIN_BASE_URL", "").rstrip("/"),
@@ -176,6 +178,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("LOG_LEVEL", "info"),
         log_format=env.get("LOG_FORMAT") or ("text" if app_env == "development" else "json"),
     )
+    if settings.worker_dead_after <= 0:
+        raise ConfigError("WORKER_DEAD_AFTER must be a positive number of seconds")
     check_settings(settings)
     return settings
 

@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             provider=provider,
             flush_interval=settings.stream_flush_interval,
             stale_after=settings.stale_stream_after,
+            dead_after=settings.worker_dead_after,
             grace=settings.shutdown_grace,
         )
         shopify = Shopify(

@@ -1,4 +1,4 @@
-"""Tables: shops, their FAQ entries, conversations and messages."""
+"""Tables: shops, their FAQ entries, conversations and messages, and the running workers."""
 
 from __future__ import annotations
 
@@ -170,6 +170,24 @@ class Message(SQLModel, table=True):
         default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
     )
     updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+    # The worker generating a streaming reply (Worker.id). No foreign key: a worker's row goes
+    # when it stops or is found dead, and its replies must keep saying whose they were.
+    worker_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
+
+
+class Worker(SQLModel, table=True):
+    """A running worker process, by a random id per start: its heartbeat tells the others
+    whether the replies it generates still have someone writing them."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    started_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+    heartbeat_at: datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
     )
 

@@ -118,6 +118,10 @@ SCHEMAS: dict[str, Any] = {
             "content": {"type": "string"},
             "status": {"type": "string", "enum": ["complete", "streaming", "stopped", "error"]},
             "created_at": TIME,
+            "client_message_id": {
+                "type": ["string", "null"],
+                "description": "The shopper's message's own id, as sent with it; null for replies",
+            },
         },
     },
     "History": {

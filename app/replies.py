@@ -13,6 +13,7 @@ from datetime import timedelta
 from app import repo
 from app.ai import Finished, Provider, ProviderError, ReplyRequest
 from app.db import Database
+from app.heartbeat import Heartbeat
 from app.models import utcnow
 
 log = logging.getLogger("app.replies")
@@ -41,6 +42,7 @@ class LiveReply:
     message_id: int
     public_id: str
     conversation_id: int
+    worker_id: str | None = None  # as recorded on the reply's row: its writes are only its own
     text: str = ""
     # Where each piece the model sent ends in `text`: followers relay them one event each,
     # as the model sent them, however many arrived since they last woke.
@@ -122,7 +124,9 @@ class LiveReply:
 
 
 class Replies:
-    """Every reply this worker is generating, the batch flusher and the stale-reply reaper."""
+    """Every reply this worker is generating, the batch flusher, the heartbeat (which ends the
+    replies of dead workers, app/heartbeat.py) and the fallback reaper of replies that recorded
+    no worker and have not been written for `stale_after` seconds."""
 
     def __init__(
         self,
@@ -131,6 +135,7 @@ class Replies:
         provider: Provider,
         flush_interval: float = 0.2,
         stale_after: float = 60.0,
+        dead_after: float = 10.0,
         grace: float = 10.0,
         keep_alive: float = 15.0,
     ) -> None:
@@ -140,17 +145,21 @@ class Replies:
         self.stale_after = stale_after
         self.grace = grace
         self.keep_alive = keep_alive  # seconds of silence after which followers get a ping
+        self.heartbeat = Heartbeat(db=db, dead_after=dead_after)
         self.live: dict[str, LiveReply] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        # The row first: replies this worker begins must never look orphaned to the others.
+        await self.heartbeat.beat()
         try:
             await self.reap()
         except Exception:
             log.exception("could not sweep stale replies at start; will retry")
         self._loops = [
             asyncio.create_task(self._every(self.flush_interval, self.flush)),
+            asyncio.create_task(self._every(self.heartbeat.interval, self.heartbeat.beat)),
             asyncio.create_task(self._every(max(1.0, self.stale_after / 4), self.reap)),
         ]
 
@@ -165,6 +174,7 @@ class Replies:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        await self.heartbeat.stop()
 
     def begin(
         self,
@@ -172,11 +182,15 @@ class Replies:
         message_id: int,
         public_id: str,
         conversation_id: int,
+        worker_id: str | None,
         request: ReplyRequest,
         provider: Provider | None = None,
     ) -> LiveReply:
         reply = LiveReply(
-            message_id=message_id, public_id=public_id, conversation_id=conversation_id
+            message_id=message_id,
+            public_id=public_id,
+            conversation_id=conversation_id,
+            worker_id=worker_id,
         )
         self.live[public_id] = reply
         task = asyncio.create_task(self._run(reply, request, provider or self.provider))
@@ -224,6 +238,7 @@ class Replies:
                     await repo.finish_reply(
                         connection,
                         message_id=reply.message_id,
+                        worker_id=reply.worker_id,
                         content=reply.text,
                         status=status,
                         finish_reason=finish,
@@ -253,7 +268,7 @@ class Replies:
         snapshot = [(r, len(r.text)) for r in due]
         async with self.db.session() as session:
             stopped = await repo.save_progress(
-                session, progress=[(r.message_id, r.text[:n]) for r, n in snapshot]
+                session, progress=[(r.message_id, r.text[:n], r.worker_id) for r, n in snapshot]
             )
         for reply, length in snapshot:
             reply.flushed, reply.flushed_at = length, now
@@ -265,6 +280,7 @@ class Replies:
         keep = [r.message_id for r in self.live.values()]
         async with self.db.session() as session:
             count = await repo.reap_stale_replies(session, older_than=older_than, keep=keep)
+            await repo.forget_dead_workers(session, dead_after=self.stale_after)
         if count:
             log.warning("marked %d abandoned streaming replies as interrupted", count)
 

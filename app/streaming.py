@@ -20,6 +20,9 @@ from app.replies import Replies, error_message
 # twentieth of a streaming worker's CPU (bench/).
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 POLL_INTERVAL = 0.25
+# How much of what a follower of the database sent it compares with the saved text each time,
+# to notice a reply restarted under it.
+SEEN = 64
 # How long a reply followed from the database waits out a database outage before giving up.
 DATABASE_PATIENCE = 20.0
 SSE_HEADERS = {
@@ -127,6 +130,7 @@ async def reply_events(
     # Another worker (or none, if it died) is writing this reply: follow the database.
     quiet_since = time.monotonic()
     unreachable_since: float | None = None
+    seen = ""  # the end of the saved text up to `offset`, once it has reached it
     while True:
         try:
             async with db.session() as session:
@@ -151,11 +155,21 @@ async def reply_events(
             if message is None:
                 yield sse("error", {"code": "not_found", "message": "The reply no longer exists."})
                 return
-            if len(message.content) > offset:
-                piece = message.content[offset:]
-                offset = len(message.content)
+            content = message.content
+            if seen and (len(content) < offset or not content.startswith(seen, offset - len(seen))):
+                # Ended and restarted by a retry (its worker had died) since the last look:
+                # the text sent so far is not the reply's any more. The shopper's retry
+                # replays the new one from its start. (Until the saved text reaches the
+                # offset asked for, it may just lag behind the worker writing it.)
+                yield _ending(public_id, "error", None, "interrupted")
+                return
+            if len(content) > offset:
+                piece = content[offset:]
+                offset = len(content)
                 quiet_since = time.monotonic()
                 yield sse("delta", {"text": piece}, f"{public_id}:{offset}")
+            if len(content) >= offset:
+                seen = content[max(0, offset - SEEN) : offset]
             if message.status != "streaming":
                 yield _ending(public_id, message.status, message.finish_reason, message.error_code)
                 return

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from app import repo
 from app.config import Settings
 from app.crypto import TokenCipher
 from app.db import Database
-from app.models import Conversation, Message
+from app.models import Conversation, Message, Worker, utcnow
 from app.shopify import signed_proxy_query
 
 TEST_API_KEY = "test-api-key"
@@ -272,6 +273,36 @@ async def add_messages(db: Database, shop: str, session_id: str, count: int) -> 
         session.add_all(added)
         await session.flush()
         return [m.public_id for m in sorted(added, key=lambda m: m.id or 0)]
+
+
+async def streaming_turn(
+    db: Database, shop: str, *, worker_id: str | None, client_message_id: str | None = None
+) -> str:
+    """A new session whose first reply streams for `worker_id`, as that worker began it (and,
+    if it is dead, left it); its session id."""
+    session_id = new_id()
+    async with db.session() as session:
+        await repo.open_turn(
+            session,
+            shop_id=await shop_id_of(db, shop),
+            session_id=session_id,
+            customer_id=None,
+            content="hello?",
+            client_message_id=client_message_id,
+            worker_id=worker_id,
+        )
+    return session_id
+
+
+async def set_heartbeat(db: Database, worker_id: str, *, age: float) -> None:
+    """A worker that last beat `age` seconds ago (and, unless it is a real one, never again)."""
+    async with db.session() as session:
+        await repo.beat(session, worker_id=worker_id)
+        await session.execute(
+            sa.update(Worker)
+            .where(col(Worker.id) == worker_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=age))
+        )
 
 
 class AdminClient:

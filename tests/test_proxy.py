@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from unittest.mock import ANY
+
+import sqlalchemy as sa
+from sqlmodel import col
 
 from app.db import Database
-from tests.factories import ProxyClient, make_shop, messages_of, new_id
+from app.models import Message
+from tests.factories import ProxyClient, iter_events, make_shop, messages_of, new_id
 
 
 async def test_first_message_creates_conversation_and_streams_reply(
@@ -165,3 +170,57 @@ async def test_racing_turns_in_one_conversation_one_wins(start_server, db: Datab
         saved = await messages_of(db, shop, session_id)
         assert len(saved) == 4
         assert all(m.status == "complete" for m in saved)
+
+
+async def _fail(db: Database, shop: str, session_id: str) -> None:
+    """The session's last reply failed (as an upstream error would leave it)."""
+    reply = [m for m in await messages_of(db, shop, session_id) if m.role == "assistant"][-1]
+    async with db.session() as session:
+        await session.execute(
+            sa.update(Message)
+            .where(col(Message.id) == reply.id)
+            .values(status="error", error_code="upstream_error")
+        )
+
+
+async def test_retry_of_a_failed_turn_while_another_reply_streams_is_409(
+    start_server, db: Database
+) -> None:
+    """A second tab's turn streams: the first tab's Retry waits its turn, as a new one would."""
+    slow = start_server(offline_word_delay=0.05)
+    shop = await make_shop(db)
+    async with ProxyClient(slow.url, shop) as client:
+        session_id, failed = new_id(), new_id()
+        await client.send(session_id, "hello", failed)
+        await _fail(db, shop, session_id)
+        async with client.open_turn(session_id, "Tell me everything please") as response:
+            events = iter_events(response)
+            await anext(events)
+            retry = await client.send(session_id, "hello", failed)
+            rest = [e async for e in events]
+        assert retry.status_code == 409
+        assert retry.body == {"error": {"code": "turn_in_progress", "message": ANY}}
+        assert rest[-1].event == "done", "the other reply was not disturbed"
+        again = await client.send(session_id, "hello", failed)
+    assert again.last.event == "done", "once it is done, the retry regenerates the failed reply"
+    saved = await messages_of(db, shop, session_id)
+    assert [(m.role, m.status) for m in saved] == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ] * 2
+
+
+async def test_history_gives_each_message_of_the_shopper_its_client_message_id(
+    client: ProxyClient,
+) -> None:
+    """What the widget needs to rebuild a failed last turn after a reload: its text and id."""
+    session_id, client_message_id = new_id(), new_id()
+    await client.send(session_id, "hello", client_message_id)
+    await client.send(session_id, "and without one")
+    messages = (await client.history(session_id)).json()["messages"]
+    assert [(m["role"], m["client_message_id"]) for m in messages] == [
+        ("user", client_message_id),
+        ("assistant", None),
+        ("user", None),
+        ("assistant", None),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,16 @@ from app import repo
 from app.db import Database
 from app.models import Message, utcnow
 from app.replies import LiveReply
-from tests.factories import ProxyClient, iter_events, make_shop, messages_of, new_id
+from tests.factories import (
+    ProxyClient,
+    iter_events,
+    make_shop,
+    messages_of,
+    new_id,
+    set_heartbeat,
+    streaming_turn,
+)
+from tests.servers import LiveServer
 
 LONG_QUESTION = "Tell me everything please"
 
@@ -359,3 +369,157 @@ async def _first_batch(live: LiveReply, *, offset: int) -> list[str] | None:
     async for batch in live.follow(offset):
         return batch
     return None
+
+
+async def _judging(*servers: LiveServer) -> None:
+    """Until each server has heard the database for its dead_after (after its start)."""
+
+    async def ready() -> bool:
+        return all(s.app.state.chat.replies.heartbeat.judging for s in servers)
+
+    await _wait_for(ready, timeout=15)
+
+
+async def test_racing_turns_take_over_from_a_dead_worker_and_one_wins(
+    start_server, db: Database
+) -> None:
+    """Two workers get a new turn each in a conversation whose reply's worker is dead (its
+    heartbeat stale, or gone): both may see it dead at once; one ends it, one turn goes on."""
+    one, two = start_server(worker_dead_after=1.0), start_server(worker_dead_after=1.0)
+    shop = await make_shop(db)
+    stale, alive = uuid.uuid4().hex, one.app.state.chat.replies.heartbeat.worker_id
+    await set_heartbeat(db, stale, age=30)
+    await _judging(one, two)
+    cases = {
+        await streaming_turn(db, shop, worker_id=stale): "dead",
+        await streaming_turn(db, shop, worker_id=uuid.uuid4().hex): "dead",  # no row at all
+        await streaming_turn(db, shop, worker_id=uuid.uuid4().hex): "dead",
+        await streaming_turn(db, shop, worker_id=alive): "alive",
+    }
+    async with ProxyClient(one.url, shop) as first, ProxyClient(two.url, shop) as second:
+        for session_id, worker in cases.items():
+            turns = await asyncio.gather(
+                first.send(session_id, "anyone there?"), second.send(session_id, "anyone there?")
+            )
+            codes = sorted(t.status_code for t in turns)
+            saved = await messages_of(db, shop, session_id)
+            old_reply = saved[1]
+            if worker == "alive":
+                assert codes == [409, 409], "a worker that beats keeps its reply"
+                assert old_reply.status == "streaming"
+                continue
+            assert codes == [200, 409], "one turn takes over, the other is refused"
+            assert next(t for t in turns if t.status_code == 200).last.event == "done"
+            assert (old_reply.status, old_reply.error_code) == ("error", "interrupted")
+            assert [m.content for m in saved if m.role == "user"] == ["hello?", "anyone there?"]
+            assert saved[-1].role == "assistant" and saved[-1].status == "complete"
+    async with db.session() as session:
+        await repo.remove_worker(session, worker_id=stale)
+
+
+async def test_retries_of_a_dead_workers_reply_regenerate_it_once_at_once(
+    start_server, db: Database
+) -> None:
+    """The widget retries a reply stuck on a dead worker, twice at once (two tabs, two
+    workers): it is ended and generated again by one of them, and both follow it."""
+    one, two = start_server(worker_dead_after=1.0), start_server(worker_dead_after=1.0)
+    shop = await make_shop(db)
+    await _judging(one, two)
+    for _ in range(3):
+        client_message_id = new_id()
+        session_id = await streaming_turn(
+            db, shop, worker_id=uuid.uuid4().hex, client_message_id=client_message_id
+        )
+        async with ProxyClient(one.url, shop) as first, ProxyClient(two.url, shop) as second:
+            retries = await asyncio.gather(
+                first.send(session_id, "hello?", client_message_id),
+                second.send(session_id, "hello?", client_message_id),
+            )
+        saved = await messages_of(db, shop, session_id)
+        assert [(m.role, m.status) for m in saved] == [
+            ("user", "complete"),
+            ("assistant", "complete"),
+        ]
+        workers = {s.app.state.chat.replies.heartbeat.worker_id for s in (one, two)}
+        assert saved[1].worker_id in workers, "generated again by a living worker"
+        for retry in retries:
+            assert retry.status_code == 200
+            assert retry.last.event == "done"
+            assert retry.text == saved[1].content, "each shows the whole new reply, once"
+
+
+async def test_a_follower_of_a_reply_restarted_under_it_says_so_instead_of_splicing_texts(
+    server, db: Database
+) -> None:
+    """Followed from the database (its worker elsewhere), a reply is ended and restarted by a
+    retry in another tab: what was sent is not its text any more, and no tail of the new text
+    may be sent after it."""
+    shop = await make_shop(db)
+    before, after = uuid.uuid4().hex, uuid.uuid4().hex
+    await set_heartbeat(db, before, age=0)
+    session_id = await streaming_turn(db, shop, worker_id=before)
+    reply = await _reply(db, shop, session_id)
+    assert reply.id is not None
+    async with db.session() as session:
+        await repo.save_progress(session, progress=[(reply.id, "Hello there", before)])
+    async with ProxyClient(server.url, shop) as client:
+        url = client.url(f"/proxy/messages/{reply.public_id}/stream", {"session_id": session_id})
+        async with client.http.stream("GET", url) as response:
+            events = iter_events(response)
+            assert (await anext(events)).event == "start"
+            assert (await anext(events)).data["text"] == "Hello there"
+            async with db.session() as session:
+                await session.execute(
+                    sa.update(Message)
+                    .where(Message.id == reply.id)  # type: ignore[arg-type]
+                    .values(status="error", error_code="interrupted")
+                )
+                await repo.restart_failed_reply(session, message_id=reply.id, worker_id=after)
+            async with db.session() as session:
+                text = "Hi! Something else entirely, and longer"
+                await repo.save_progress(session, progress=[(reply.id, text, after)])
+            rest = [e async for e in events]
+    assert [e.event for e in rest] == ["error"], rest
+    assert rest[0].data["code"] == "interrupted"
+    async with db.session() as session:
+        for worker_id in (before, after):
+            await repo.remove_worker(session, worker_id=worker_id)
+
+
+async def test_a_follower_waits_for_the_saved_text_to_reach_the_shoppers_offset(
+    server, db: Database
+) -> None:
+    """The shopper had more of the reply, live from its worker, than that worker had saved
+    when the connection broke: another worker waits for the text to catch up, then goes on."""
+    shop = await make_shop(db)
+    worker_id = uuid.uuid4().hex
+    await set_heartbeat(db, worker_id, age=0)
+    session_id = await streaming_turn(db, shop, worker_id=worker_id)
+    reply = await _reply(db, shop, session_id)
+    assert reply.id is not None
+    async with db.session() as session:
+        await repo.save_progress(session, progress=[(reply.id, "Hello there", worker_id)])
+    async with ProxyClient(server.url, shop) as client:
+        url = client.url(f"/proxy/messages/{reply.public_id}/stream", {"session_id": session_id})
+        headers = {"Last-Event-ID": f"{reply.public_id}:15"}  # "Hello there, sh"
+        async with client.http.stream("GET", url, headers=headers) as response:
+            events = iter_events(response)
+            assert (await anext(events)).event == "start"
+            await asyncio.sleep(0.6)  # a few polls of the lagging text
+            async with db.session() as session:
+                await repo.save_progress(
+                    session, progress=[(reply.id, "Hello there, shopper!", worker_id)]
+                )
+                await repo.finish_reply(
+                    session,
+                    message_id=reply.id,
+                    worker_id=worker_id,
+                    content="Hello there, shopper!",
+                    status="complete",
+                    finish_reason="stop",
+                    error_code=None,
+                )
+            rest = [e async for e in events]
+    assert [(e.event, e.data.get("text")) for e in rest] == [("delta", "opper!"), ("done", None)]
+    async with db.session() as session:
+        await repo.remove_worker(session, worker_id=worker_id)

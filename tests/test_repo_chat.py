@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 import sqlalchemy as sa
 
 from app import repo
 from app.db import Database
-from app.models import aware
+from app.models import aware, utcnow
 from app.repo.chat import MessageRow, OpenedTurn, messages
 from tests.factories import make_shop, new_id, shop_id_of
 
@@ -23,6 +26,7 @@ async def _turn(
     content: str = "Do you ship to Canada?",
     client_message_id: str | None = None,
     customer_id: str | None = None,
+    worker_id: str | None = None,
 ) -> OpenedTurn:
     async with db.fast_writes() as session:
         return await repo.open_turn(
@@ -32,6 +36,7 @@ async def _turn(
             customer_id=customer_id,
             content=content,
             client_message_id=client_message_id,
+            worker_id=worker_id,
         )
 
 
@@ -65,7 +70,14 @@ def test_message_rows_have_the_columns_of_the_table() -> None:
 async def test_a_turn_is_saved_as_it_is_returned(db: Database) -> None:
     shop_id = await _shop_id(db)
     client_message_id = new_id()
-    turn = await _turn(db, shop_id, new_id(), content="hé 🚚", client_message_id=client_message_id)
+    turn = await _turn(
+        db,
+        shop_id,
+        new_id(),
+        content="hé 🚚",
+        client_message_id=client_message_id,
+        worker_id="a" * 32,
+    )
     assert turn.created and turn.user is not None and turn.reply is not None
     assert turn.conversation.id is not None and turn.conversation.status == "active"
     stored = await _stored(db, turn.conversation.id)
@@ -77,6 +89,7 @@ async def test_a_turn_is_saved_as_it_is_returned(db: Database) -> None:
                 mine, theirs = aware(mine), aware(theirs)
             assert mine == theirs, field
     assert turn.reply.reply_to_id == turn.user.id
+    assert (turn.user.worker_id, turn.reply.worker_id) == (None, "a" * 32), "who generates it"
     assert (turn.user.content, turn.user.client_message_id) == ("hé 🚚", client_message_id)
     assert (turn.reply.role, turn.reply.status, turn.reply.content) == (
         "assistant",
@@ -130,3 +143,85 @@ async def test_no_message_goes_into_another_customers_conversation(db: Database)
         assert refused.conversation.customer_id == "111"
         assert refused.user is None and refused.reply is None
     assert len(await _stored(db, anonymous.conversation.id)) == 4
+
+
+async def test_a_worker_taken_for_dead_no_longer_writes_the_reply_it_lost(db: Database) -> None:
+    """Worker A was silent too long (no heartbeat row at all here): B ended its reply and a
+    retry restarted it on B. A, alive after all, must not write over what B writes."""
+    shop_id = await _shop_id(db)
+    a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    turn = await _turn(db, shop_id, new_id(), worker_id=a)
+    assert turn.reply is not None and turn.conversation.id is not None
+    reply_id = turn.reply.id
+    async with db.session() as session:
+        await repo.beat(session, worker_id=b)
+        ended = await repo.end_orphaned_replies(
+            session, dead_after=10, this_worker=b, conversation_id=turn.conversation.id
+        )
+        assert ended == 1
+        assert await repo.restart_failed_reply(session, message_id=reply_id, worker_id=b)
+    async with db.session() as session:
+        given_up = await repo.save_progress(session, progress=[(reply_id, "A's words", a)])
+        await repo.finish_reply(
+            session,
+            message_id=reply_id,
+            worker_id=a,
+            content="A's words",
+            status="complete",
+            finish_reason="stop",
+            error_code=None,
+        )
+    assert given_up == {reply_id}, "A learns at its next flush that the reply is not its own"
+    stored = (await _stored(db, turn.conversation.id))[1]
+    assert (stored.status, stored.content, stored.worker_id) == ("streaming", "", b)
+
+    async with db.session() as session:
+        assert await repo.save_progress(session, progress=[(reply_id, "B's", b)]) == set()
+        await repo.finish_reply(
+            session,
+            message_id=reply_id,
+            worker_id=b,
+            content="B's words",
+            status="complete",
+            finish_reason="stop",
+            error_code=None,
+        )
+        await repo.remove_worker(session, worker_id=b)
+    stored = (await _stored(db, turn.conversation.id))[1]
+    assert (stored.status, stored.content) == ("complete", "B's words")
+
+
+async def test_only_replies_of_workers_with_a_stale_or_no_heartbeat_are_orphaned(
+    db: Database,
+) -> None:
+    shop_id = await _shop_id(db)
+    alive, stale, gone, me = (uuid.uuid4().hex for _ in range(4))
+    async with db.session() as session:
+        for worker_id in (alive, stale, me):
+            await repo.beat(session, worker_id=worker_id)
+        await session.execute(
+            sa.update(repo.workers)
+            .where(repo.workers.c.id == stale)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=11))
+        )
+    turns = {
+        worker_id: await _turn(db, shop_id, new_id(), worker_id=worker_id)
+        for worker_id in (alive, stale, gone, me, None)
+    }
+    async with db.session() as session:
+        # (The database is the whole suite's: others' orphans may be ended here too.)
+        assert await repo.end_orphaned_replies(session, dead_after=10, this_worker=me) >= 2
+        for worker_id in (alive, stale, me):
+            await repo.remove_worker(session, worker_id=worker_id)
+    ended = {}
+    for worker_id, turn in turns.items():
+        assert turn.conversation.id is not None
+        reply = (await _stored(db, turn.conversation.id))[1]
+        ended[worker_id] = (reply.status, reply.error_code)
+    assert ended == {
+        alive: ("streaming", None),
+        stale: ("error", "interrupted"),
+        gone: ("error", "interrupted"),
+        me: ("streaming", None),  # never this worker's own
+        None: ("streaming", None),  # no worker: left to the stale-reply fallback
+    }

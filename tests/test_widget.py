@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 from collections.abc import Coroutine, Iterator
@@ -13,14 +14,18 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from sqlalchemy.pool import NullPool
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
 
 from app import repo, shopcache
 from app.db import Database
 from app.demo import DEMO_SHOP
+from app.main import create_app
 from app.models import Message
 from tests.conftest import make_settings
 from tests.factories import ProxyClient, messages_of, new_id
-from tests.servers import LiveServer, start_app_server
+from tests.fake_upstream import FakeUpstream
+from tests.servers import LiveServer, serve, start_app_server
 
 T = TypeVar("T")
 STORAGE_KEY = f"scw:v1:{DEMO_SHOP}"
@@ -584,3 +589,246 @@ def test_typing_indicator_until_the_first_words(
     expect(typing).to_contain_text("The assistant is typing")
     expect(page.locator(".scw__message--assistant .scw__bubble")).not_to_have_text("")
     expect(typing).to_be_hidden()
+
+
+# ---- recovery: failed turns, replays, stalls and reconnects --------------------------------
+
+# Every fetch the page makes, when and with which Last-Event-ID, timed in the page itself.
+LOG_FETCHES = """
+window.__fetches = [];
+const fetchOriginal = window.fetch;
+window.fetch = function (input, init) {
+  const headers = (init && init.headers) || {};
+  window.__fetches.push({ at: performance.now(), url: String(input),
+    method: (init && init.method) || 'GET', lastEventId: headers['Last-Event-ID'] || null });
+  return fetchOriginal.apply(this, arguments);
+};
+"""
+
+
+def quick_recovery(page: Page, **timing: int) -> None:
+    """The widget's stall watchdog and backoff, shortened so the test takes seconds."""
+    page.evaluate(
+        "timing => Object.assign(customElements.get('chat-widget').timing, timing)", timing
+    )
+
+
+def stream_fetches(page: Page) -> list[dict[str, Any]]:
+    return [f for f in page.evaluate("window.__fetches") if "/stream" in f["url"]]
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[tuple[FakeUpstream, LiveServer]]:
+    fake = FakeUpstream()
+    live = serve(fake.app, timeout_graceful_shutdown=1)
+    yield fake, live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def modelled_storefront(
+    database_url: str, model: tuple[FakeUpstream, LiveServer]
+) -> Iterator[LiveServer]:
+    """The storefront with a model server that fails as each test says."""
+    live = start_app_server(
+        make_settings(
+            database_url,
+            ai_provider="openai",
+            ai_base_url=f"{model[1].url}/v1",
+            ai_api_key="sk-test",
+            ai_model="test-model",
+        )
+    )
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def fake_model(model: tuple[FakeUpstream, LiveServer]) -> Iterator[FakeUpstream]:
+    fake, _ = model
+    fake.scenario = "ok"
+    yield fake
+    fake.scenario = "ok"
+
+
+def test_retry_after_a_reload_rebuilds_the_failed_turn(
+    context: BrowserContext,
+    modelled_storefront: LiveServer,
+    fake_model: FakeUpstream,
+    database_url: str,
+    artifacts_dir: Path,
+) -> None:
+    fake_model.scenario = "http500"
+    page = context.new_page()
+    shopper = Shopper(page, modelled_storefront).visit()
+    shopper.open()
+    shopper.send("Do you have red hats?")
+    expect(page.locator(".scw__error")).to_be_visible()
+
+    page.reload()
+    # Rebuilt from the history: the question, its failed reply, the error and its Retry.
+    expect(page.locator(".scw__message--assistant[data-status=error]")).to_have_count(1)
+    expect(page.locator(".scw__error")).to_be_visible()
+    page.screenshot(path=str(artifacts_dir / "widget-failed-turn-after-reload-1280.png"))
+    assert shopper.texts("user") == ["Do you have red hats?"]
+    fake_model.scenario = "ok"
+    bodies: list[dict] = []
+    page.on("request", lambda r: bodies.append(r.post_data_json) if r.method == "POST" else None)
+    page.click("[data-action=retry]")
+    shopper.wait_replies(1)
+    expect(page.locator(".scw__error")).to_be_hidden()
+    assert shopper.texts("user") == ["Do you have red hats?"]
+    assert shopper.texts("assistant") == ["Hello from the model."]
+    saved = db_messages(database_url, shopper.stored()["sessionId"])
+    assert [(m.role, m.status, m.content) for m in saved] == [
+        ("user", "complete", "Do you have red hats?"),
+        ("assistant", "complete", "Hello from the model."),
+    ]
+    assert [b["client_message_id"] for b in bodies] == [saved[0].client_message_id]
+
+
+def test_retry_after_part_of_the_reply_shows_the_replayed_text_once(
+    context: BrowserContext,
+    modelled_storefront: LiveServer,
+    fake_model: FakeUpstream,
+    database_url: str,
+    artifacts_dir: Path,
+) -> None:
+    fake_model.scenario = "cut"  # the model's connection drops after "Hello from"
+    page = context.new_page()
+    shopper = Shopper(page, modelled_storefront).visit()
+    shopper.open()
+    shopper.send("Do you have red hats?")
+    expect(page.locator(".scw__error")).to_be_visible()
+    bubble = page.locator(".scw__message--assistant .scw__bubble")
+    expect(bubble).to_have_text("Hello from")
+    page.screenshot(path=str(artifacts_dir / "widget-partial-reply-failed-1280.png"))
+    fake_model.scenario = "ok"
+    page.click("[data-action=retry]")
+    shopper.wait_replies(1)
+    assert shopper.texts("assistant") == ["Hello from the model."], "replaced, not appended"
+    saved = db_messages(database_url, shopper.stored()["sessionId"])
+    assert [m.content for m in saved] == ["Do you have red hats?", "Hello from the model."]
+
+
+def test_keep_alives_alone_keep_the_stall_watchdog_quiet(
+    context: BrowserContext, modelled_storefront: LiveServer, fake_model: FakeUpstream
+) -> None:
+    """The model says nothing for five seconds; the server's pings are all that come."""
+    fake_model.scenario = "stall"
+    replies = modelled_storefront.app.state.chat.replies
+    replies.keep_alive = 0.5
+    try:
+        page = context.new_page()
+        page.add_init_script(LOG_FETCHES)
+        shopper = Shopper(page, modelled_storefront).visit()
+        quick_recovery(page, stall=1500, backoff=100)
+        shopper.open()
+        shopper.send("Do you have red hats?")
+        shopper.wait_replies(1)
+    finally:
+        replies.keep_alive = 15.0
+    assert stream_fetches(page) == [], "no reconnect while the pings came"
+    assert shopper.texts("assistant") == ["Hello from the model."]
+
+
+class GoesSilent:
+    """Plays a half-open connection: once armed, the next turn's stream stops coming after
+    its first delta (keep-alives included), and the connection is left open."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.armed = False
+        self.last_id: str | None = None  # of the last event the shopper got
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (
+            self.armed
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == "/apps/chat/messages"
+        ):
+            return await self.app(scope, receive, send)
+        self.armed = False
+        silent = False
+
+        async def relay(message: AsgiMessage) -> None:
+            nonlocal silent
+            if silent:
+                return
+            await send(message)
+            body = message.get("body", b"")
+            ids = re.findall(rb"^id: (\S+)$", body, re.M)
+            if ids:
+                self.last_id = ids[-1].decode()
+            silent = b"event: delta" in body
+
+        await self.app(scope, receive, relay)
+        if silent:  # the reply went on (and is saved); the shopper's connection hears nothing
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+
+def test_a_stalled_stream_reconnects_from_its_last_event_and_completes(
+    context: BrowserContext, database_url: str
+) -> None:
+    silencer = GoesSilent(create_app(make_settings(database_url, offline_word_delay=0.1)))
+    server = serve(silencer)
+    try:
+        page = context.new_page()
+        page.add_init_script(LOG_FETCHES)
+        shopper = Shopper(page, server).visit()
+        quick_recovery(page, stall=1500, backoff=100)
+        shopper.open()
+        silencer.armed = True
+        shopper.send(LONG)
+        shopper.wait_replies(1)
+        saved = db_messages(database_url, shopper.stored()["sessionId"])
+        assert shopper.texts("assistant") == [saved[-1].content], "the whole reply, once"
+        streams = stream_fetches(page)
+        assert len(streams) == 1, streams
+        assert streams[0]["lastEventId"] == silencer.last_id, "from the last event it got"
+        posted = next(f for f in page.evaluate("window.__fetches") if f["method"] == "POST")
+        assert streams[0]["at"] - posted["at"] > 1500, "after the watchdog's silence"
+    finally:
+        server.stop()
+
+
+def test_failed_reconnects_back_off_then_retry_replays_the_reply_once(
+    context: BrowserContext, storefront: LiveServer, database_url: str
+) -> None:
+    page = context.new_page()
+    page.add_init_script(LOG_FETCHES)
+    shopper = Shopper(page, storefront).visit()
+    quick_recovery(page, backoff=250, attempts=4)
+    shopper.open()
+    first_id: list[str] = []
+
+    def cut_after_the_first_delta(route: Route) -> None:
+        response = route.fetch()  # the server saves the turn and the whole reply
+        body = response.body()
+        end = body.index(b"\n\n", body.index(b"event: delta")) + 2
+        first_id.extend(re.findall(r"^id: (\S+)$", body[:end].decode(), re.M)[-1:])
+        route.fulfill(response=response, body=body[:end])  # then the connection breaks
+
+    page.route("**/apps/chat/messages", cut_after_the_first_delta)
+    page.route("**/apps/chat/messages/*/stream*", lambda route: route.abort("connectionreset"))
+    shopper.send(LONG)
+    expect(page.locator(".scw__error")).to_be_visible(timeout=15_000)
+    streams = stream_fetches(page)
+    assert len(streams) == 4, "a bounded number of reconnects, then the error and its Retry"
+    assert {s["lastEventId"] for s in streams} == set(first_id)
+    gaps = [later["at"] - earlier["at"] for earlier, later in itertools.pairwise(streams)]
+    for number, gap in enumerate(gaps, start=1):
+        nominal = 250 * 2**number  # doubling, ±50%
+        assert 0.5 * nominal - 20 <= gap <= 1.5 * nominal + 400, (number, gaps)
+    bubble = page.locator(".scw__message--assistant .scw__bubble")
+    expect(bubble).not_to_have_text("")
+
+    page.unroute("**/apps/chat/messages")
+    page.unroute("**/apps/chat/messages/*/stream*")
+    page.click("[data-action=retry]")
+    shopper.wait_replies(1)
+    saved = db_messages(database_url, shopper.stored()["sessionId"])
+    assert [m.role for m in saved] == ["user", "assistant"]
+    assert shopper.texts("assistant") == [saved[-1].content], "replayed from its start, once"

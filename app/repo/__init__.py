@@ -5,5 +5,6 @@ from app.repo.chat import *  # noqa: F403
 from app.repo.merchant import *  # noqa: F403
 from app.repo.shops import *  # noqa: F403
 from app.repo.stats import *  # noqa: F403
+from app.repo.workers import *  # noqa: F403
 
 __all__ = ["Shop"]

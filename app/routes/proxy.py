@@ -185,7 +185,14 @@ def _start_payload(
     }
 
 
-def _begin_reply(state: AppState, caller: Caller, reply: Message, request: ReplyRequest) -> None:
+def _begin_reply(
+    state: AppState,
+    caller: Caller,
+    reply: Message,
+    request: ReplyRequest,
+    worker_id: str | None,
+) -> None:
+    """Generate the reply here, as `worker_id`: what its row records (or None)."""
     assert reply.id is not None
     # A merchant may keep their assistant offline (FAQ only) whatever the app's AI service is.
     provider = state.offline if caller.ai_provider == "offline" else None
@@ -193,6 +200,7 @@ def _begin_reply(state: AppState, caller: Caller, reply: Message, request: Reply
         message_id=reply.id,
         public_id=reply.public_id,
         conversation_id=reply.conversation_id,
+        worker_id=worker_id,
         request=request,
         provider=provider,
     )
@@ -205,17 +213,123 @@ async def _retry_turn(
     user: Message,
     reply: Message | None,
 ) -> Response:
-    """A repeated client_message_id: show the same turn again, regenerating only a failure."""
+    """A repeated client_message_id: show the same turn again, regenerating it if it failed
+    or if the worker generating it is known to be dead."""
     if reply is None:
         raise Conflict("turn_in_progress", "This message is still being processed.")
-    if reply.status == "error" and reply.public_id not in state.replies.live:
-        async with state.db.session() as session:
-            restarted = await repo.restart_failed_reply(session, message_id=reply.id or 0)
-        if restarted:
-            async with state.db.session() as session:
-                model_request = await _reply_request(state, session, caller, reply)
-            _begin_reply(state, caller, reply, model_request)
+    if reply.status in ("error", "streaming") and reply.public_id not in state.replies.live:
+        if reply.status == "streaming":
+            await state.replies.heartbeat.take_over(conversation_id=reply.conversation_id)
+        # Whoever ended it, one retry restarts it (the restart is conditional on the error);
+        # a reply still streaming is left to its worker and followed.
+        await _restart(state, caller, reply)
     return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
+
+
+async def _restart(state: AppState, caller: Caller, reply: Message) -> None:
+    """Regenerate a failed reply here, if no other retry restarted it first."""
+    worker_id = state.replies.heartbeat.stamp
+    for attempt in (1, 2):
+        try:
+            async with state.db.session() as session:
+                restarted = await repo.restart_failed_reply(
+                    session, message_id=reply.id or 0, worker_id=worker_id
+                )
+            break
+        except IntegrityError:
+            # Another reply streams in the conversation (a second tab's turn): the retry
+            # waits for it, as a new turn would, unless that reply's worker is dead.
+            if attempt == 2 or not await state.replies.heartbeat.take_over(
+                conversation_id=reply.conversation_id
+            ):
+                raise Conflict(
+                    "turn_in_progress",
+                    "The assistant is still answering another message; retry when it is done.",
+                ) from None
+    if restarted:
+        async with state.db.session() as session:
+            model_request = await _reply_request(state, session, caller, reply)
+        _begin_reply(state, caller, reply, model_request, worker_id)
+
+
+@dataclass
+class _Opened:
+    """A turn this request saved, or the earlier turn of its client_message_id (a retry)."""
+
+    conversation: Conversation
+    user: Message | None = None
+    reply: Message | None = None
+    model_request: ReplyRequest | None = None
+    earlier: tuple[Message, Message | None] | None = None
+
+
+async def _open_turn(
+    state: AppState,
+    session: Executor,
+    caller: Caller,
+    session_id: str,
+    text: str,
+    client_message_id: str | None,
+) -> _Opened:
+    # The conversation (on a first message), the shopper's message and the empty reply are
+    # saved together, before the model is called: one statement on PostgreSQL.
+    turn = await repo.open_turn(
+        session,
+        shop_id=caller.shop_id,
+        session_id=session_id,
+        customer_id=caller.customer_id,
+        content=text,
+        client_message_id=client_message_id,
+        worker_id=state.replies.heartbeat.stamp,
+    )
+    conversation = turn.conversation
+    _check_open(conversation, caller)
+    assert conversation.id is not None
+    if turn.user is None or turn.reply is None:
+        # This client_message_id already has its turn: the shopper's retry.
+        earlier = await repo.find_turn(
+            session, conversation_id=conversation.id, client_message_id=client_message_id or ""
+        )
+        if earlier is None:
+            raise Conflict("turn_in_progress", "This message is still being processed.")
+        return _Opened(conversation, earlier=earlier)
+    model_request = await _reply_request(
+        state, session, caller, turn.reply, first=turn.user if turn.created else None
+    )
+    return _Opened(conversation, turn.user, turn.reply, model_request)
+
+
+async def _after_a_lost_race(
+    state: AppState,
+    caller: Caller,
+    session_id: str,
+    text: str,
+    client_message_id: str | None,
+) -> _Opened:
+    """The turn was refused by a unique index: a racing request with the same
+    client_message_id won (this is its retry), or another reply streams in the conversation.
+    That one's worker may be known to be dead: then this turn ends it and goes ahead."""
+    async with state.db.session() as session:
+        conversation, _ = await repo.open_conversation(
+            session, shop_id=caller.shop_id, session_id=session_id, customer_id=caller.customer_id
+        )
+        assert conversation.id is not None
+        if client_message_id:
+            earlier = await repo.find_turn(
+                session, conversation_id=conversation.id, client_message_id=client_message_id
+            )
+            if earlier is not None:
+                return _Opened(conversation, earlier=earlier)
+    if await state.replies.heartbeat.take_over(conversation_id=conversation.id):
+        try:
+            async with state.db.fast_writes() as session:
+                return await _open_turn(state, session, caller, session_id, text, client_message_id)
+        except IntegrityError:
+            pass  # another turn went ahead first: the unique index lets one through
+    raise Conflict(
+        "turn_in_progress",
+        "The assistant is still answering the previous message; wait or stop it first.",
+    )
 
 
 async def post_message(request: Request) -> Response:
@@ -228,61 +342,21 @@ async def post_message(request: Request) -> Response:
         body.get("client_message_id"), "client_message_id", required=False
     )
     assert session_id is not None
-    earlier = None
     try:
-        # The conversation (on a first message), the shopper's message and the empty reply
-        # are saved together, before the model is called: one statement on PostgreSQL.
         async with state.db.fast_writes() as session:
             caller = await _installed(session, identity)
             await state.limiter.check_turn(
                 session, request=request, shop=identity.shop, session_id=session_id
             )
-            turn = await repo.open_turn(
-                session,
-                shop_id=caller.shop_id,
-                session_id=session_id,
-                customer_id=caller.customer_id,
-                content=text,
-                client_message_id=client_message_id,
-            )
-            conversation = turn.conversation
-            _check_open(conversation, caller)
-            assert conversation.id is not None
-            if turn.user is None or turn.reply is None:
-                # This client_message_id already has its turn: the shopper's retry.
-                earlier = await repo.find_turn(
-                    session,
-                    conversation_id=conversation.id,
-                    client_message_id=client_message_id or "",
-                )
-                if earlier is None:
-                    raise Conflict("turn_in_progress", "This message is still being processed.")
-            else:
-                user, reply = turn.user, turn.reply
-                model_request = await _reply_request(
-                    state, session, caller, reply, first=user if turn.created else None
-                )
+            opened = await _open_turn(state, session, caller, session_id, text, client_message_id)
     except IntegrityError:
-        # A racing request won: the same client_message_id (a retry), or another turn.
-        async with state.db.session() as session:
-            conversation, _ = await repo.open_conversation(
-                session,
-                shop_id=caller.shop_id,
-                session_id=session_id,
-                customer_id=caller.customer_id,
-            )
-            if client_message_id and conversation.id is not None:
-                earlier = await repo.find_turn(
-                    session, conversation_id=conversation.id, client_message_id=client_message_id
-                )
-        if earlier is None:
-            raise Conflict(
-                "turn_in_progress",
-                "The assistant is still answering the previous message; wait or stop it first.",
-            ) from None
-    if earlier is not None:
-        return await _retry_turn(state, caller, conversation, *earlier)
-    _begin_reply(state, caller, reply, model_request)
+        # (Its rate limits were counted already: a turn that takes over is not counted twice.)
+        opened = await _after_a_lost_race(state, caller, session_id, text, client_message_id)
+    conversation, user, reply = opened.conversation, opened.user, opened.reply
+    if opened.earlier is not None:
+        return await _retry_turn(state, caller, conversation, *opened.earlier)
+    assert reply is not None and opened.model_request is not None
+    _begin_reply(state, caller, reply, opened.model_request, reply.worker_id)
     return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
 
 
@@ -374,13 +448,16 @@ async def session_status(request: Request) -> Response:
     return JSONResponse({"session_id": session_id, "status": status}, headers=NO_STORE)
 
 
-def _message_json(message: Message) -> dict[str, str]:
+def _message_json(message: Message) -> dict[str, str | None]:
     return {
         "id": message.public_id,
         "role": message.role,
         "content": message.content,
         "status": message.status,
         "created_at": aware(message.created_at).isoformat().replace("+00:00", "Z"),
+        # The shopper's own id of the message (None for replies): after a reload the widget
+        # retries a failed last turn with it, so the retry is the same turn, not a new one.
+        "client_message_id": message.client_message_id,
     }
 
 

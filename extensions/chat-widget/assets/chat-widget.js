@@ -51,13 +51,15 @@
     }
   }
 
-  async function* readEvents(response) {
+  /* Server-sent events of a response; `alive` hears of every chunk, keep-alive comments too. */
+  async function* readEvents(response, alive) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = '';
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
+      alive();
       buffer += decoder.decode(value, { stream: true });
       let end;
       while ((end = buffer.indexOf('\n\n')) >= 0) {
@@ -82,7 +84,17 @@
     }
   }
 
+  /* A fraction in [0, 1) for jitter (crypto: the widget never uses Math.random). */
+  const random = () => crypto.getRandomValues(new Uint32Array(1))[0] / 2 ** 32;
+
   class ChatWidget extends HTMLElement {
+    /* A stream silent for `stall` ms (the server pings every 15 s) is a dead connection, such as a
+       half-open mobile one: it is reconnected from its last event. Reconnects wait `backoff` ms,
+       doubling after each failure in a row (up to 16 times), ±50% so that the shoppers of a worker
+       that died do not all come back at once; after `attempts` failures in a row the error and
+       Retry show. Tests shorten them. */
+    static timing = { stall: 45000, backoff: 1000, attempts: 5 };
+
     connectedCallback() {
       if (this.panel) return;
       this.text = JSON.parse(this.querySelector('[data-scw-text]').textContent);
@@ -115,7 +127,7 @@
       this.removeEventListener('keydown', this.onKey);
       window.removeEventListener('storage', this.onStorage);
       if (this.channel) this.channel.close();
-      if (this.stream) this.stream.controller.abort();
+      this.cancel();
     }
 
     build() {
@@ -306,6 +318,8 @@
 
     setStatus(item, status) {
       item.dataset.status = status;
+      /* a reply that failed before its first word is only the error below it */
+      item.hidden = status === 'error' && !item.content;
       if (status === 'stopped' && !item.querySelector('.scw__note')) item.append(make('span', 'scw__note', { text: this.text.stopped }));
     }
 
@@ -358,18 +372,16 @@
       if (!this.list.querySelector(`[data-client="${clientMessageId}"]`)) {
         this.addMessage('user', text).dataset.client = clientMessageId;
       }
-      const controller = new AbortController();
-      this.stream = { controller };
+      const stream = (this.stream = { events: 0 });
       this.setBusy(true);
       let response;
       try {
-        response = await this.post('/messages', { session_id: this.sessionId, message: text, client_message_id: clientMessageId }, controller.signal);
+        response = await this.connect(stream, (signal) => this.post('/messages', { session_id: this.sessionId, message: text, client_message_id: clientMessageId }, signal));
       } catch (error) {
-        this.stream = null;
-        return this.showError(this.text.error);
+        return this.fail(stream);
       }
       if (!response.ok) {
-        this.stream = null;
+        this.end(stream);
         const body = await response.json().catch(() => ({}));
         const code = body.error && body.error.code;
         if (!resent && (code === 'session_ended' || code === 'session_not_yours')) {
@@ -381,72 +393,117 @@
         return this.showError(response.status === 429 ? this.text.rateLimited.replace('{s}', wait) : this.text.error);
       }
       this.broadcast('turn');
-      await this.follow(response, controller);
+      await this.follow(stream, response);
     }
 
-    async follow(response, controller, attempt = 0) {
-      this.stream = this.stream || { controller };
-      let item = null;
-      let ended = false;
+    /* One connection of the stream, with its own abort controller, which the watchdog trips
+       when nothing has come for timing.stall ms. */
+    connect(stream, request) {
+      const controller = (stream.controller = new AbortController());
+      stream.alive = () => {
+        clearTimeout(stream.timer);
+        stream.timer = setTimeout(() => controller.abort(), ChatWidget.timing.stall);
+      };
+      stream.alive();
+      return request(controller.signal);
+    }
+
+    end(stream) {
+      clearTimeout(stream.timer);
+      if (this.stream === stream) this.stream = null;
+    }
+
+    /* Stops following (reset, a reload of the history, leaving the page): no error shows. */
+    cancel() {
+      const stream = this.stream;
+      if (!stream) return;
+      this.end(stream);
+      stream.controller.abort();
+    }
+
+    fail(stream) {
+      if (this.stream !== stream) return;
+      this.end(stream);
+      this.showError(this.text.error);
+    }
+
+    /* Follows the reply to its end, reconnecting from its last event after a break or a stall. */
+    async follow(stream, response) {
+      const { backoff, attempts } = ChatWidget.timing;
+      for (let failures = 0; ; ) {
+        const seen = stream.events;
+        if (response && response.ok && (await this.read(stream, response))) return;
+        if (this.stream !== stream) return;
+        failures = stream.events > seen ? 1 : failures + 1;
+        if (!stream.id || failures > attempts) break;
+        await new Promise((resolve) => setTimeout(resolve, backoff * 2 ** Math.min(failures - 1, 4) * (0.5 + random())));
+        if (this.stream !== stream) return;
+        const headers = stream.lastEventId ? { 'Last-Event-ID': stream.lastEventId } : {};
+        try {
+          response = await this.connect(stream, (signal) => fetch(this.url(`/messages/${stream.id}/stream`, { session_id: this.sessionId }), { headers, signal }));
+        } catch (error) {
+          response = null;
+        }
+      }
+      this.fail(stream);
+    }
+
+    /* Shows one connection's events; true once the reply has ended (or the stream is dropped). */
+    async read(stream, response) {
+      let item = stream.id ? this.replyItem(stream.id) : null;
       try {
-        for await (const event of readEvents(response)) {
+        for await (const event of readEvents(response, stream.alive)) {
+          if (this.stream !== stream) return true;
+          stream.events += 1;
           const data = event.data;
           if (event.event === 'start') {
-            item = this.replyItem(data.assistant_message_id);
-            this.stream.id = data.assistant_message_id;
-            if (this.stream.stopRequested) this.stop();
+            stream.id = data.assistant_message_id;
+            item = this.replyItem(stream.id);
+            this.setStatus(item, 'streaming');
+            /* From the reply's start (a new turn, a retry replaying it): it replaces what was shown */
+            if (/:0$/.test(event.id || ':0')) this.render(item, '');
+            if (stream.stopRequested) this.stop();
           } else if (event.event === 'delta' && item) {
             this.typing.hidden = true;
-            this.stream.lastEventId = event.id;
-            item.content += data.text;
-            renderMarkdown(item.querySelector('.scw__bubble'), item.content);
-            this.scrollDown();
+            stream.lastEventId = event.id;
+            this.render(item, item.content + data.text);
           } else if (event.event === 'done' && item) {
-            ended = true;
             this.setStatus(item, data.status);
             this.live.textContent = item.content;
             this.pending = null;
+            this.end(stream);
+            this.setBusy(false);
+            return true;
           } else if (event.event === 'error') {
-            ended = true;
             if (item) this.setStatus(item, 'error');
-            this.stream = null;
-            this.showError(this.text.error);
-            return;
+            this.fail(stream);
+            return true;
           }
         }
       } catch (error) {
-        if (controller.signal.aborted) return;
+        /* broken, or stalled and aborted by the watchdog */
       }
-      const id = this.stream && this.stream.id;
-      if (!ended && id && attempt < 3) {
-        /* the connection broke mid-reply: pick it up where it stopped */
-        const headers = this.stream.lastEventId ? { 'Last-Event-ID': this.stream.lastEventId } : {};
-        try {
-          const again = await fetch(this.url(`/messages/${id}/stream`, { session_id: this.sessionId }), { headers, signal: controller.signal });
-          if (again.ok) return this.follow(again, controller, attempt + 1);
-        } catch (error) {
-          /* fall through to the error */
-        }
-      }
-      this.stream = null;
-      if (ended) this.setBusy(false);
-      else this.showError(this.text.error);
+      clearTimeout(stream.timer);
+      return false;
+    }
+
+    render(item, content) {
+      item.content = content;
+      renderMarkdown(item.querySelector('.scw__bubble'), content);
+      this.scrollDown();
     }
 
     async resume(id) {
-      const controller = new AbortController();
-      this.stream = { controller, id };
+      const stream = (this.stream = { id, events: 0 });
       this.setBusy(true);
-      const item = this.replyItem(id);
-      item.content = '';
+      this.replyItem(id);
+      let response = null;
       try {
-        const response = await fetch(this.url(`/messages/${id}/stream`, { session_id: this.sessionId }), { signal: controller.signal });
-        if (response.ok) return await this.follow(response, controller);
+        response = await this.connect(stream, (signal) => fetch(this.url(`/messages/${id}/stream`, { session_id: this.sessionId }), { signal }));
       } catch (error) {
-        if (controller.signal.aborted) return;
+        /* reconnected by follow */
       }
-      this.stream = null;
-      this.setBusy(false);
+      if (this.stream === stream) await this.follow(stream, response);
     }
 
     stop() {
@@ -477,20 +534,26 @@
         if (page.status !== 'unknown') this.storage.update({ sessionId: null });
         return this.showFresh();
       }
-      if (this.stream) this.stream.controller.abort();
-      this.stream = null;
+      this.cancel();
       this.setBusy(false);
+      this.error.hidden = true;
+      this.pending = null;
       this.list.replaceChildren();
       this.replies.clear();
       this.renderPage(page);
-      const last = page.messages[page.messages.length - 1];
-      if (last && last.role === 'assistant' && last.status === 'streaming') this.resume(last.id);
+      const [asked, last] = page.messages.slice(-2);
+      if (!last || last.role !== 'assistant' || (last.status !== 'streaming' && last.status !== 'error')) return;
+      /* An unfinished last turn: its Retry sends the same message with the same id */
+      if (asked && asked.role === 'user' && asked.client_message_id) this.pending = { text: asked.content, clientMessageId: asked.client_message_id };
+      if (last.status === 'streaming') this.resume(last.id);
+      else if (this.pending) this.showError(this.text.error);
     }
 
     renderPage(page, before) {
       for (const message of page.messages) {
         const item = this.addMessage(message.role, message.content, { id: message.id, status: message.status, before });
         if (message.role === 'assistant') this.replies.set(message.id, item);
+        else if (message.client_message_id) item.dataset.client = message.client_message_id;
       }
       this.nextBefore = page.next_before;
       this.earlier.hidden = !this.nextBefore;
@@ -511,8 +574,7 @@
     }
 
     showFresh() {
-      if (this.stream) this.stream.controller.abort();
-      this.stream = null;
+      this.cancel();
       this.pending = null;
       this.sessionId = null;
       this.replies.clear();
