@@ -132,9 +132,27 @@ def _previous() -> dict[str, dict[str, object]]:
         return {}
     figures: dict[str, dict[str, object]] = json.loads(raw.group(1))
     commit = re.search(r"on commit `(\w+)`", text)
+    machine = re.search(r"Machine: (.*?)\. Servers", text)
+    loop = re.search(r"Python loop takes ([0-9.]+) s", text)
     for result in figures.values():
         result.setdefault("commit", commit.group(1) if commit else "unknown")
+        result.setdefault("machine", machine.group(1) if machine else "unknown")
+        result.setdefault("loop_s", float(loop.group(1)) if loop else None)
     return figures
+
+
+def _machines(results: dict[str, dict[str, object]]) -> list[str]:
+    """A line for each machine the rows ran on (the rows a run keeps may be another day's)."""
+    runs: dict[tuple[object, object], list[str]] = {}
+    for result in results.values():
+        commits = runs.setdefault((result["machine"], result["loop_s"]), [])
+        if f"`{result['commit']}`" not in commits:
+            commits.append(f"`{result['commit']}`")
+    return [
+        f"- Rows of {', '.join(commits)}: {machine}; a 10,000,000-step Python loop took "
+        f"{loop} s that day (a typical current desktop core: about 0.5 s)."
+        for (machine, loop), commits in runs.items()
+    ]
 
 
 def main() -> int:
@@ -153,9 +171,14 @@ def main() -> int:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    loop = _loop_seconds()
+    machine, loop = _machine(), _loop_seconds()
     for name in chosen:
-        results[name] = {**_run(name, args.quick), "commit": commit}
+        results[name] = {
+            **_run(name, args.quick),
+            "commit": commit,
+            "machine": machine,
+            "loop_s": loop,
+        }
         print(name, results[name], flush=True)
     how = f"`python -m bench {' '.join(chosen)}`" if args.names else "`make bench`"
     lines = [
@@ -166,9 +189,10 @@ def main() -> int:
         + ("; the other rows are from earlier runs" if args.names else "")
         + ". Each row names the commit it ran on.",
         "",
-        f"Machine: {_machine()}. Servers, load and PostgreSQL share this machine. Its speed "
-        f"today: a 10,000,000-step Python loop takes {loop} s (a typical current desktop "
-        "core: about 0.5 s).",
+        "Servers, load and PostgreSQL share one machine; the machines the rows ran on (shared",
+        "machines vary from day to day, and a row is read against the speed of its own):",
+        "",
+        *_machines(results),
         "",
         "Every figure is a median (p50) unless it says p99; each benchmark runs its own",
         "baseline in the same run: the hand-written endpoint (turns), the fake model called",
