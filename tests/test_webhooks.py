@@ -265,12 +265,17 @@ async def test_shop_redact_leaves_a_shop_that_reinstalled_alone(
 async def _until_applied(db: Database, response: httpx.Response) -> None:
     """Wait until the webhook just accepted has been applied (or judged nothing to do)."""
 
+    webhook_id = response.request.headers["X-Shopify-Webhook-Id"]
+
     async def applied() -> bool:
         async with db.session() as session:
             pending = await session.execute(
                 sa.select(sa.func.count())
                 .select_from(WebhookEvent)
-                .where(col(WebhookEvent.processed_at).is_(None))
+                .where(
+                    col(WebhookEvent.webhook_id) == webhook_id,
+                    col(WebhookEvent.processed_at).is_(None),
+                )
             )
             return int(pending.scalar_one()) == 0
 
