@@ -106,6 +106,12 @@ class Conversation(SQLModel, table=True):
     ended_at: datetime | None = Field(
         default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
     )
+    # Kept by each turn, for the merchant's statistics (which would otherwise read every
+    # message of the shop): how many messages it has, and the shopper's first one.
+    message_count: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
+    )
+    first_question: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
 
 
 class Message(SQLModel, table=True):

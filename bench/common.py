@@ -206,12 +206,21 @@ class Server:
             self.process.kill()
 
 
+def shop_token() -> str:
+    """An access token as the service stores one (encrypted): one it cannot read would send
+    the merchant's calls to a token exchange, which a benchmark has nobody to answer."""
+    from app.crypto import TokenCipher
+
+    return TokenCipher(FERNET_KEY).encrypt("shpat_bench") or ""
+
+
 def app_env(database_url: str, **extra: str) -> dict[str, str]:
     return {
         "APP_ENV": "production",
         "SHOPIFY_API_KEY": API_KEY,
         "SHOPIFY_API_SECRET": SECRET,
         "TOKEN_ENCRYPTION_KEY": FERNET_KEY,
+        "SHOPIFY_APP_URL": "https://chat.example.com",  # production asks for its public URL
         "DATABASE_URL": database_url,
         "LOG_LEVEL": "warning",
         "RATE_LIMIT_SESSION": "1000000",

@@ -8,7 +8,17 @@ import time
 
 import asyncpg
 
-from bench.common import API_KEY, SECRET, HTTPClient, Server, app_env, median, percentile, plain_dsn
+from bench.common import (
+    API_KEY,
+    SECRET,
+    HTTPClient,
+    Server,
+    app_env,
+    median,
+    percentile,
+    plain_dsn,
+    shop_token,
+)
 from tests.factories import session_token  # the same session tokens App Bridge issues
 
 SHOP = "bench-stats.myshopify.com"
@@ -45,8 +55,9 @@ async def _fill(dsn: str, conversations: int) -> None:
     try:
         shop = await connection.fetchval(
             "INSERT INTO shops (domain, installed, access_token, created_at)"
-            " VALUES ($1, true, 'x', now()) RETURNING id",
+            " VALUES ($1, true, $2, now()) RETURNING id",
             SHOP,
+            shop_token(),
         )
         seconds = 60 * 86400 // conversations
         await connection.execute(
@@ -78,6 +89,17 @@ async def _fill(dsn: str, conversations: int) -> None:
             " WHERE c.shop_id = $1",
             shop,
             QUESTIONS,
+        )
+        # What each conversation's turns keep on it (app/repo/chat.py), as the backfill of
+        # migration 0008 computes it.
+        await connection.execute(
+            "UPDATE conversations SET"
+            " message_count = (SELECT count(*) FROM messages m"
+            " WHERE m.conversation_id = conversations.id),"
+            " first_question = (SELECT content FROM messages m WHERE m.conversation_id ="
+            " conversations.id AND m.role = 'user' ORDER BY m.id LIMIT 1)"
+            " WHERE shop_id = $1",
+            shop,
         )
         await connection.execute("VACUUM (ANALYZE) messages")
         await connection.execute("VACUUM (ANALYZE) conversations")

@@ -9,7 +9,17 @@ import uuid
 
 import asyncpg
 
-from bench.common import API_KEY, SECRET, HTTPClient, Server, app_env, median, percentile, plain_dsn
+from bench.common import (
+    API_KEY,
+    SECRET,
+    HTTPClient,
+    Server,
+    app_env,
+    median,
+    percentile,
+    plain_dsn,
+    shop_token,
+)
 from tests.factories import session_token
 
 SHOP = "bench-transcript.myshopify.com"
@@ -22,8 +32,9 @@ async def _fill(dsn: str, messages: int) -> tuple[str, str]:
     try:
         shop = await connection.fetchval(
             "INSERT INTO shops (domain, installed, access_token, created_at)"
-            " VALUES ($1, true, 'x', now()) RETURNING id",
+            " VALUES ($1, true, $2, now()) RETURNING id",
             SHOP,
+            shop_token(),
         )
         await connection.execute(
             "INSERT INTO conversations (public_id, shop_id, session_id, status, created_at,"

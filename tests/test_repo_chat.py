@@ -225,3 +225,37 @@ async def test_only_replies_of_workers_with_a_stale_or_no_heartbeat_are_orphaned
         me: ("streaming", None),  # never this worker's own
         None: ("streaming", None),  # no worker: left to the stale-reply fallback
     }
+
+
+async def _counters(db: Database, shop_id: int, session_id: str) -> tuple[int, str | None]:
+    async with db.autocommit() as connection:
+        found = await repo.get_conversation(connection, shop_id=shop_id, session_id=session_id)
+    assert found is not None
+    return found.message_count, found.first_question
+
+
+async def test_a_conversation_counts_its_messages_and_keeps_its_first_question(
+    db: Database,
+) -> None:
+    """What the merchant's statistics read instead of every message (app/repo/stats.py)."""
+    shop_id = await _shop_id(db)
+    session_id, repeated = new_id(), new_id()
+    first = await _turn(db, shop_id, session_id, content="Do you ship?", client_message_id=repeated)
+    assert first.conversation.message_count == 2
+    assert first.conversation.first_question == "Do you ship?"
+    await _finish(db, first, "Yes.")
+    await _turn(db, shop_id, session_id, content="Do you ship?", client_message_id=repeated)
+    assert await _counters(db, shop_id, session_id) == (2, "Do you ship?"), "a retry adds none"
+    await _turn(db, shop_id, session_id, content="And to Canada?")
+    assert await _counters(db, shop_id, session_id) == (4, "Do you ship?")
+    assert first.conversation.id is not None
+    assert len(await _stored(db, first.conversation.id)) == 4
+    async with db.session() as session:
+        await repo.open_conversation(
+            session, shop_id=shop_id, session_id=session_id, customer_id=None
+        )
+        await repo.stop_conversation_replies(session, conversation_id=first.conversation.id)
+        await repo.end_conversation(session, conversation_id=first.conversation.id)
+    assert await _counters(db, shop_id, session_id) == (4, "Do you ship?"), "opening adds none"
+    await _turn(db, shop_id, session_id, content="Still there?")
+    assert await _counters(db, shop_id, session_id) == (4, "Do you ship?"), "refused: none"

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import repo
 from app.db import Database
 from app.models import new_public_id
-from app.repo.stats import QUESTION_GROUPS, conversations, messages
+from app.repo.chat import messages
+from app.repo.stats import QUESTION_GROUPS, conversations
 from tests.factories import make_shop, shop_id_of
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # a Saturday
@@ -35,8 +36,11 @@ async def _conversations(
                     "status": status,
                     "created_at": when,
                     "last_activity_at": when,
+                    # As the turns that wrote the messages below keep them (app/repo/chat.py).
+                    "message_count": 1 if question is None else 3,
+                    "first_question": question,
                 }
-                for public_id, (when, _) in zip(ids, started, strict=True)
+                for public_id, (when, question) in zip(ids, started, strict=True)
             ],
         )
         rows = await session.execute(

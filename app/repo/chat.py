@@ -39,17 +39,23 @@ _CONVERSATION = sa.select(conversations).where(
 # back. A row whose created_at is this call's timestamp was inserted by it.
 _OPEN_CONVERSATION_SQL = (
     "INSERT INTO conversations (public_id, shop_id, session_id, customer_id, status,"
-    " created_at, last_activity_at)"
-    " VALUES (:public_id, :shop_id, :session_id, :customer_id, 'active', :now, :now)"
+    " created_at, last_activity_at, message_count, first_question)"
+    " VALUES (:public_id, :shop_id, :session_id, :customer_id, 'active', :now, :now, :added,"
+    " :first_question)"
     " ON CONFLICT (shop_id, session_id) DO UPDATE SET"
     " last_activity_at = excluded.last_activity_at, status = 'active',"
-    " customer_id = COALESCE(conversations.customer_id, excluded.customer_id)"
+    " customer_id = COALESCE(conversations.customer_id, excluded.customer_id),"
+    # The merchant's statistics read these instead of the shop's messages (app/repo/stats.py).
+    " message_count = conversations.message_count + excluded.message_count,"
+    " first_question = COALESCE(conversations.first_question, excluded.first_question)"
     " WHERE conversations.status <> 'ended' AND (conversations.customer_id IS NULL"
     " OR conversations.customer_id = excluded.customer_id)"
     " RETURNING id, public_id, shop_id, session_id, customer_id, status, created_at,"
-    " last_activity_at, ended_at"
+    " last_activity_at, ended_at, message_count, first_question"
 )
 _CONVERSATION_PARAMS = (
+    sa.bindparam("added", type_=conversations.c.message_count.type),
+    sa.bindparam("first_question", type_=conversations.c.first_question.type),
     sa.bindparam("public_id", type_=conversations.c.public_id.type),
     sa.bindparam("shop_id", type_=conversations.c.shop_id.type),
     sa.bindparam("session_id", type_=conversations.c.session_id.type),
@@ -111,6 +117,9 @@ _NEW_REPLY = (
     )
     .columns(messages.c.id)
 )
+_UNCOUNT = sa.text(
+    "UPDATE conversations SET message_count = message_count - 2 WHERE id = :conversation_id"
+).bindparams(sa.bindparam("conversation_id", type_=conversations.c.id.type))
 # On PostgreSQL a whole turn is one statement, so it needs no transaction around it (a round
 # trip is most of a statement's cost): the conversation opened as _OPEN_CONVERSATION does,
 # then the two messages. No row comes back when the shopper may not write to the
@@ -206,6 +215,8 @@ async def open_conversation(
             "session_id": session_id,
             "customer_id": customer_id,
             "now": now,
+            "added": 0,
+            "first_question": None,
         }
         row = (await session.execute(_OPEN_CONVERSATION, params)).first()
         if row is not None:
@@ -280,6 +291,10 @@ async def open_turn(
         "reply_public_id": new_public_id(),
         "reply_at": now + timedelta(microseconds=1),
         "worker_id": worker_id,
+        # Counted with the conversation in the same statement: the shopper's message and the
+        # reply (taken back below when the message was a retry and added nothing).
+        "added": 2,
+        "first_question": content,
     }
     user_id = reply_id = None
     if is_postgres(session):
@@ -311,6 +326,8 @@ async def open_turn(
     conversation = cast(Conversation, row)
     created = aware(conversation.created_at) == now
     if user_id is None or reply_id is None or conversation.id is None:
+        # A retry of a client_message_id: no message was added after all.
+        await session.execute(_UNCOUNT, {"conversation_id": row.id})
         return OpenedTurn(conversation, created, None, None)
     user = MessageRow(
         id=user_id,

@@ -8,17 +8,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.models import Conversation, Message
-from app.repo.common import is_postgres
+from app.models import Conversation
 
 conversations: sa.Table = Conversation.__table__  # type: ignore[attr-defined]
-messages: sa.Table = Message.__table__  # type: ignore[attr-defined]
 
 TOP_QUESTIONS = 10
 # Distinct first questions brought back to be merged in Python (see _top_questions).
@@ -50,43 +47,23 @@ def question_key(text: str) -> str:
     return re.sub(r"\s+", " ", key)
 
 
-def _first_questions(shop_id: int, *, postgres: bool) -> sa.Subquery:
-    """Each of the shop's conversations' first question: its id and text."""
-    asked = (
-        sa.select(messages.c.id, messages.c.content)
-        .join(conversations, conversations.c.id == messages.c.conversation_id)
-        .where(conversations.c.shop_id == shop_id, messages.c.role == "user")
-    )
-    if postgres:
-        # One ordered pass over the shop's questions (ix_messages_user_conversation).
-        return (
-            asked.ext(distinct_on(messages.c.conversation_id))
-            .order_by(messages.c.conversation_id, messages.c.id)
-            .subquery()
-        )
-    first = (
-        sa.select(sa.func.min(messages.c.id))
-        .join(conversations, conversations.c.id == messages.c.conversation_id)
-        .where(conversations.c.shop_id == shop_id, messages.c.role == "user")
-        .group_by(messages.c.conversation_id)
-    )
-    return asked.where(messages.c.id.in_(first)).subquery()
-
-
 async def _top_questions(session: AsyncSession, *, shop_id: int) -> list[dict[str, object]]:
     """The shop's most asked first questions.
 
-    The database groups the first questions by their text and brings back the
-    QUESTION_GROUPS largest groups; question_key merges those that differ only in case,
-    punctuation or spacing. (Computing that key in the database cost PostgreSQL more than the
-    rest of the query.) Exact while a shop has fewer distinct first questions than that; past
-    it, a way of writing a question rarer than every group brought back is not counted.
+    Each conversation keeps its first question (written by its first turn), so this reads
+    the shop's conversations, not their messages. The database groups them by their text and
+    brings back the QUESTION_GROUPS largest groups; question_key merges those that differ only
+    in case, punctuation or spacing. (Computing that key in the database cost PostgreSQL more
+    than the rest of the query.) Exact while a shop has fewer distinct first questions than
+    that; past it, a way of writing a question rarer than every group brought back is not
+    counted.
     """
-    first = _first_questions(shop_id, postgres=is_postgres(session))
-    earliest = sa.func.min(first.c.id)
+    question = conversations.c.first_question
+    earliest = sa.func.min(conversations.c.id)
     groups = await session.execute(
-        sa.select(first.c.content, sa.func.count(), earliest)
-        .group_by(first.c.content)
+        sa.select(question, sa.func.count(), earliest)
+        .where(conversations.c.shop_id == shop_id, question.is_not(None))
+        .group_by(question)
         .order_by(sa.func.count().desc(), earliest)
         .limit(QUESTION_GROUPS)
     )
@@ -118,19 +95,10 @@ async def shop_stats(
             sa.func.count().filter(conversations.c.status == "abandoned"),
             sa.func.count().filter(conversations.c.created_at >= today),
             sa.func.count().filter(conversations.c.created_at >= week),
+            sa.func.coalesce(sa.func.sum(conversations.c.message_count), 0),
         ).where(mine)
     )
-    total, abandoned, on_today, this_week = (int(n) for n in counted.one())
-    messages_total = int(
-        (
-            await session.execute(
-                sa.select(sa.func.count())
-                .select_from(messages)
-                .join(conversations, conversations.c.id == messages.c.conversation_id)
-                .where(mine)
-            )
-        ).scalar_one()
-    )
+    total, abandoned, on_today, this_week, messages_total = (int(n) for n in counted.one())
     day = utc_day(conversations.c.created_at)
     per_day = await session.execute(
         sa.select(day, sa.func.count())
