@@ -193,46 +193,72 @@ class TokenRevoked(Exception):
     """Shopify refused the shop's refresh token for good; the stored tokens were dropped."""
 
 
+def _current(state: AppState, shop: Shop) -> str | None:
+    """The shop's access token while it has not expired."""
+    expires = shop.access_token_expires_at
+    return (
+        state.tokens.decrypt(shop.access_token)
+        if not expires or aware(expires) > utcnow()
+        else None
+    )
+
+
+def _refresh_due(state: AppState, shop: Shop) -> bool:
+    """Whether the shop's token expires within a minute and a refresh token can renew it."""
+    expires = shop.access_token_expires_at
+    return (
+        expires is not None
+        and aware(expires) <= utcnow() + timedelta(seconds=60)
+        and state.tokens.decrypt(shop.access_token) is not None
+        and state.tokens.decrypt(shop.refresh_token) is not None
+    )
+
+
 async def access_token(state: AppState, shop: Shop) -> str | None:
     """The shop's offline token, refreshed first when it is about to expire.
 
     Shopify rotates the refresh token on each use, so two workers refreshing at once would
     leave one of them with a refused token: one worker at a time holds a lease on the shop
-    (shops.token_refresh_until) and the others wait for its result. A refusal for good
-    drops the tokens (TokenRevoked), so that the next time the merchant opens the app a
-    token exchange installs new ones.
+    (shops.token_refresh_until), reads the shop again under it (another may have refreshed
+    meanwhile), and the others wait for its result. A refusal for good drops the tokens
+    (TokenRevoked), so that the next time the merchant opens the app a token exchange
+    installs new ones.
     """
     shop_id = shop.id
     assert shop_id is not None
     deadline = utcnow() + REFRESH_LEASE + timedelta(seconds=5)
-    while True:
-        current = state.tokens.decrypt(shop.access_token)
-        expires = aware(shop.access_token_expires_at) if shop.access_token_expires_at else None
-        if current is None or expires is None or expires > utcnow() + timedelta(seconds=60):
-            return current
-        refresh = state.tokens.decrypt(shop.refresh_token)
-        if refresh is None:
-            return current if expires > utcnow() else None
+    while _refresh_due(state, shop):
         async with state.db.session() as session:
             leased = await repo.take_refresh_lease(
                 session, shop_id=shop_id, until=utcnow() + REFRESH_LEASE
             )
+            latest = await repo.get_shop(session, domain=shop.domain)
+        if latest is None:
+            return None
+        if leased and not _refresh_due(state, latest):
+            async with state.db.session() as session:
+                await repo.release_refresh_lease(session, shop_id=shop_id)
+            return _current(state, latest)
         if leased:
-            break
+            return await _refresh(state, latest)
         if utcnow() > deadline:
             raise ShopifyAdminError("another worker's token refresh did not finish")
         await asyncio.sleep(0.2)
         async with state.db.session() as session:
-            reread = await repo.get_shop(session, domain=shop.domain)
-        if reread is None or reread.id is None:
-            return None
-        shop = reread
+            shop = await repo.get_shop(session, domain=shop.domain) or latest
+    return _current(state, shop)
+
+
+async def _refresh(state: AppState, shop: Shop) -> str | None:
+    """Renew the shop's token, under the lease this worker holds; gives the lease back."""
+    assert shop.id is not None
+    expires = shop.access_token_expires_at
     try:
         grant = await refresh_grant(
             state.shopify,
             shop=shop.domain,
-            refresh_token=refresh,
-            expires_at=expires,
+            refresh_token=state.tokens.decrypt(shop.refresh_token) or "",
+            expires_at=aware(expires) if expires else None,
             refresh_token_expires_at=(
                 aware(shop.refresh_token_expires_at) if shop.refresh_token_expires_at else None
             ),
@@ -244,12 +270,12 @@ async def access_token(state: AppState, shop: Shop) -> str | None:
             raise
         log.warning("the refresh token of %s was refused (%s); tokens dropped", shop.domain, exc)
         async with state.db.session() as session:
-            await repo.drop_tokens(session, shop_id=shop_id)
+            await repo.drop_tokens(session, shop_id=shop.id)
         raise TokenRevoked(shop.domain) from exc
     finally:
         async with state.db.session() as session:
-            await repo.release_refresh_lease(session, shop_id=shop_id)
-    return grant.access_token if grant is not None else current
+            await repo.release_refresh_lease(session, shop_id=shop.id)
+    return grant.access_token if grant is not None else _current(state, shop)
 
 
 async def installation_revoked(state: AppState, domain: str) -> bool | None:

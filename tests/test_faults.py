@@ -104,7 +104,9 @@ async def test_replies_of_a_killed_worker_end_within_15_s_and_the_shopper_goes_o
         assert ended_after < 15, f"the reply ended {ended_after:.1f} s after the worker died"
         assert refused > 0, "while the worker may be alive, its conversation is busy"
         assert accepted_at > known_dead_at - 0.5, "no turn takes over from a worker not known dead"
-        assert accepted_at - known_dead_at < 1.0, "accepted at once once the worker is known dead"
+        # At once: before the survivor's own next beat (every 2 s) could have ended the reply
+        # (without the take-over, +2.4 s was measured). 1.0 s was too tight on a loaded machine.
+        assert accepted_at - known_dead_at < 1.8, "accepted at once once the worker is known dead"
         assert again.last.event == "done", "the conversation goes on with the other worker"
         taken_over = [m for m in await messages_of(db, shop, writing) if m.id == dead_reply.id][0]
         assert (taken_over.status, taken_over.error_code) == ("error", "interrupted")

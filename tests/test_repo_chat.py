@@ -211,13 +211,15 @@ async def test_only_replies_of_workers_with_a_stale_or_no_heartbeat_are_orphaned
     async with db.session() as session:
         # (The database is the whole suite's: others' orphans may be ended here too.)
         assert await repo.end_orphaned_replies(session, dead_after=10, this_worker=me) >= 2
-        for worker_id in (alive, stale, me):
-            await repo.remove_worker(session, worker_id=worker_id)
     ended = {}
     for worker_id, turn in turns.items():
         assert turn.conversation.id is not None
         reply = (await _stored(db, turn.conversation.id))[1]
         ended[worker_id] = (reply.status, reply.error_code)
+    # Only now: without its row, any running server's next beat ends a worker's replies.
+    async with db.session() as session:
+        for worker_id in (alive, stale, me):
+            await repo.remove_worker(session, worker_id=worker_id)
     assert ended == {
         alive: ("streaming", None),
         stale: ("error", "interrupted"),
