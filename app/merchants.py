@@ -17,17 +17,14 @@ from starlette.requests import Request
 from app import repo
 from app.errors import Forbidden, Unauthorized
 from app.models import Shop, aware, utcnow
-from app.shopify import (
+from app.shopify import SessionToken, ShopifyAuthError, is_shop_domain, verify_session_token
+from app.shopify_admin import (
     REFRESH_REVOKED,
     AccessGrant,
-    SessionToken,
     ShopifyAdminError,
-    ShopifyAuthError,
     admin_graphql,
     exchange_session_token,
-    is_shop_domain,
     refresh_grant,
-    verify_session_token,
 )
 from app.state import AppState
 

@@ -51,7 +51,7 @@ async def remove_worker(session: Executor, *, worker_id: str) -> None:
 
 async def forget_dead_workers(session: Executor, *, dead_after: float) -> int:
     """Drop the rows of workers silent for too long; a reply of theirs counts as orphaned with
-    or without the row (app/repo/chat.py), so this is only tidying up after crashes."""
+    or without the row (app/repo/replies.py), so this is only tidying up after crashes."""
     result = await session.execute(
         sa.delete(workers).where(
             workers.c.heartbeat_at < alive_since(session, dead_after=dead_after)

@@ -12,14 +12,8 @@ from starlette.routing import Route
 from app import repo
 from app.errors import BadRequest, Forbidden, Unauthorized
 from app.merchants import state_of, store_grant
-from app.shopify import (
-    ShopifyAdminError,
-    ShopifyAuthError,
-    authorize_url,
-    exchange_code,
-    is_shop_domain,
-    verify_oauth_query,
-)
+from app.shopify import ShopifyAuthError, authorize_url, is_shop_domain, verify_oauth_query
+from app.shopify_admin import ShopifyAdminError, exchange_code
 from app.state import AppState
 
 STATE_COOKIE = "scw_oauth_state"

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
-from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app import repo, shopcache
-from app.ai import ChatTurn, FaqItem, ReplyRequest, fit_context
-from app.config import DEFAULT_SYSTEM_PROMPT
-from app.errors import Conflict, Forbidden, NotFound, Unauthorized
-from app.models import Conversation, Message, Shop, aware
+from app import repo, turns
+from app.errors import Conflict, NotFound, Unauthorized
+from app.models import Conversation, Message, aware
 from app.replies import Replies
-from app.repo.common import Executor
 from app.shopify import ProxyIdentity, ProxyVerificationError
 from app.state import AppState
 from app.streaming import SSE_HEADERS, EventStream, reply_events
@@ -32,18 +26,6 @@ from app.validation import (
 )
 
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The verified shop (as plain values, safe after a rollback) and logged-in customer."""
-
-    shop_id: int
-    domain: str
-    system_prompt: str | None
-    ai_provider: str | None
-    ai_model: str | None
-    customer_id: str | None
 
 
 def _state(request: Request) -> AppState:
@@ -61,37 +43,10 @@ def _verify(request: Request) -> ProxyIdentity:
         raise Unauthorized(exc.code, exc.message) from exc
 
 
-def _database(session: Executor) -> Hashable:
-    """Which database a cache entry came from (the tests run several side by side): its
-    engine, hashed by identity. Its URL hashes by rendering itself, which cost a streaming
-    worker more than the cached read saved (bench/)."""
-    bind = session.bind if isinstance(session, AsyncSession) else session.engine
-    return getattr(bind, "sync_engine", None)
-
-
-async def _installed(session: Executor, identity: ProxyIdentity) -> Caller:
-    async def load() -> Shop | None:
-        shop = await repo.get_shop(session, domain=identity.shop)
-        return shop if shop is not None and shop.installed else None
-
-    shop = await shopcache.cached(_database(session), "shop", identity.shop, load)
-    if shop is None:
-        raise Forbidden("shop_not_installed", f"{identity.shop} has not installed this app.")
-    assert shop.id is not None
-    return Caller(
-        shop_id=shop.id,
-        domain=shop.domain,
-        system_prompt=shop.system_prompt,
-        ai_provider=shop.ai_provider,
-        ai_model=shop.ai_model,
-        customer_id=identity.customer_id,
-    )
-
-
-async def _caller(request: Request) -> Caller:
+async def _caller(request: Request) -> turns.Caller:
     identity = _verify(request)
     async with _state(request).db.fast_autocommit() as connection:
-        return await _installed(connection, identity)
+        return await turns.installed_caller(connection, identity)
 
 
 async def _session_in_body(request: Request) -> str:
@@ -101,63 +56,14 @@ async def _session_in_body(request: Request) -> str:
     return session_id
 
 
-def _visible(conversation: Conversation | None, caller: Caller) -> Conversation | None:
-    """A conversation a logged-in customer started is theirs alone."""
-    if conversation is None:
-        return None
-    if conversation.customer_id is not None and conversation.customer_id != caller.customer_id:
-        return None
-    return conversation
-
-
 async def _find_conversation(
-    state: AppState, caller: Caller, session_id: str
+    state: AppState, caller: turns.Caller, session_id: str
 ) -> Conversation | None:
     async with state.db.fast_autocommit() as connection:
         found = await repo.get_conversation(
             connection, shop_id=caller.shop_id, session_id=session_id
         )
-    return _visible(found, caller)
-
-
-def _check_open(conversation: Conversation, caller: Caller) -> None:
-    if _visible(conversation, caller) is None:
-        raise Forbidden(
-            "session_not_yours",
-            "This chat session belongs to another customer; start a new session.",
-        )
-    if conversation.status == "ended":
-        raise Conflict("session_ended", "This chat session has ended; start a new one.")
-
-
-async def _reply_request(
-    state: AppState,
-    session: Executor,
-    caller: Caller,
-    reply: Message,
-    first: Message | None = None,
-) -> ReplyRequest:
-    """What the model is given: the shop's prompt and FAQ, and the conversation so far."""
-    if first is not None:
-        context = [first]  # a new conversation has nothing else to read
-    else:
-        context = await repo.recent_context(
-            session, conversation_id=reply.conversation_id, before_id=reply.id or 0
-        )
-    faq = await shopcache.cached(
-        _database(session),
-        "faq",
-        caller.domain,
-        lambda: repo.list_faq(session, shop_id=caller.shop_id),
-    )
-    turns = [ChatTurn(role=m.role, content=m.content) for m in context]
-    return ReplyRequest(
-        system_prompt=caller.system_prompt or DEFAULT_SYSTEM_PROMPT,
-        messages=fit_context(turns, state.settings.ai_context_chars),
-        faq=[FaqItem(question=f.question, answer=f.answer) for f in faq],
-        # A model the operator has since taken off AI_MODELS falls back to the default.
-        model=caller.ai_model if caller.ai_model in state.settings.ai_models else None,
-    )
+    return turns.visible(found, caller)
 
 
 def _event_stream(
@@ -185,30 +91,9 @@ def _start_payload(
     }
 
 
-def _begin_reply(
-    state: AppState,
-    caller: Caller,
-    reply: Message,
-    request: ReplyRequest,
-    worker_id: str | None,
-) -> None:
-    """Generate the reply here, as `worker_id`: what its row records (or None)."""
-    assert reply.id is not None
-    # A merchant may keep their assistant offline (FAQ only) whatever the app's AI service is.
-    provider = state.offline if caller.ai_provider == "offline" else None
-    state.replies.begin(
-        message_id=reply.id,
-        public_id=reply.public_id,
-        conversation_id=reply.conversation_id,
-        worker_id=worker_id,
-        request=request,
-        provider=provider,
-    )
-
-
 async def _retry_turn(
     state: AppState,
-    caller: Caller,
+    caller: turns.Caller,
     conversation: Conversation,
     user: Message,
     reply: Message | None,
@@ -222,114 +107,8 @@ async def _retry_turn(
             await state.replies.heartbeat.take_over(conversation_id=reply.conversation_id)
         # Whoever ended it, one retry restarts it (the restart is conditional on the error);
         # a reply still streaming is left to its worker and followed.
-        await _restart(state, caller, reply)
+        await turns.restart_reply(state, caller, reply)
     return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
-
-
-async def _restart(state: AppState, caller: Caller, reply: Message) -> None:
-    """Regenerate a failed reply here, if no other retry restarted it first."""
-    worker_id = state.replies.heartbeat.stamp
-    for attempt in (1, 2):
-        try:
-            async with state.db.session() as session:
-                restarted = await repo.restart_failed_reply(
-                    session, message_id=reply.id or 0, worker_id=worker_id
-                )
-            break
-        except IntegrityError:
-            # Another reply streams in the conversation (a second tab's turn): the retry
-            # waits for it, as a new turn would, unless that reply's worker is dead.
-            if attempt == 2 or not await state.replies.heartbeat.take_over(
-                conversation_id=reply.conversation_id
-            ):
-                raise Conflict(
-                    "turn_in_progress",
-                    "The assistant is still answering another message; retry when it is done.",
-                ) from None
-    if restarted:
-        async with state.db.session() as session:
-            model_request = await _reply_request(state, session, caller, reply)
-        _begin_reply(state, caller, reply, model_request, worker_id)
-
-
-@dataclass
-class _Opened:
-    """A turn this request saved, or the earlier turn of its client_message_id (a retry)."""
-
-    conversation: Conversation
-    user: Message | None = None
-    reply: Message | None = None
-    model_request: ReplyRequest | None = None
-    earlier: tuple[Message, Message | None] | None = None
-
-
-async def _open_turn(
-    state: AppState,
-    session: Executor,
-    caller: Caller,
-    session_id: str,
-    text: str,
-    client_message_id: str | None,
-) -> _Opened:
-    # The conversation (on a first message), the shopper's message and the empty reply are
-    # saved together, before the model is called: one statement on PostgreSQL.
-    turn = await repo.open_turn(
-        session,
-        shop_id=caller.shop_id,
-        session_id=session_id,
-        customer_id=caller.customer_id,
-        content=text,
-        client_message_id=client_message_id,
-        worker_id=state.replies.heartbeat.stamp,
-    )
-    conversation = turn.conversation
-    _check_open(conversation, caller)
-    assert conversation.id is not None
-    if turn.user is None or turn.reply is None:
-        # This client_message_id already has its turn: the shopper's retry.
-        earlier = await repo.find_turn(
-            session, conversation_id=conversation.id, client_message_id=client_message_id or ""
-        )
-        if earlier is None:
-            raise Conflict("turn_in_progress", "This message is still being processed.")
-        return _Opened(conversation, earlier=earlier)
-    model_request = await _reply_request(
-        state, session, caller, turn.reply, first=turn.user if turn.created else None
-    )
-    return _Opened(conversation, turn.user, turn.reply, model_request)
-
-
-async def _after_a_lost_race(
-    state: AppState,
-    caller: Caller,
-    session_id: str,
-    text: str,
-    client_message_id: str | None,
-) -> _Opened:
-    """The turn was refused by a unique index: a racing request with the same
-    client_message_id won (this is its retry), or another reply streams in the conversation.
-    That one's worker may be known to be dead: then this turn ends it and goes ahead."""
-    async with state.db.session() as session:
-        conversation, _ = await repo.open_conversation(
-            session, shop_id=caller.shop_id, session_id=session_id, customer_id=caller.customer_id
-        )
-        assert conversation.id is not None
-        if client_message_id:
-            earlier = await repo.find_turn(
-                session, conversation_id=conversation.id, client_message_id=client_message_id
-            )
-            if earlier is not None:
-                return _Opened(conversation, earlier=earlier)
-    if await state.replies.heartbeat.take_over(conversation_id=conversation.id):
-        try:
-            async with state.db.fast_writes() as session:
-                return await _open_turn(state, session, caller, session_id, text, client_message_id)
-        except IntegrityError:
-            pass  # another turn went ahead first: the unique index lets one through
-    raise Conflict(
-        "turn_in_progress",
-        "The assistant is still answering the previous message; wait or stop it first.",
-    )
 
 
 async def post_message(request: Request) -> Response:
@@ -344,24 +123,26 @@ async def post_message(request: Request) -> Response:
     assert session_id is not None
     try:
         async with state.db.fast_writes() as session:
-            caller = await _installed(session, identity)
+            caller = await turns.installed_caller(session, identity)
             await state.limiter.check_turn(
                 session, request=request, shop=identity.shop, session_id=session_id
             )
-            opened = await _open_turn(state, session, caller, session_id, text, client_message_id)
+            opened = await turns.open_turn(
+                state, session, caller, session_id, text, client_message_id
+            )
     except IntegrityError:
         # (Its rate limits were counted already: a turn that takes over is not counted twice.)
-        opened = await _after_a_lost_race(state, caller, session_id, text, client_message_id)
+        opened = await turns.after_a_lost_race(state, caller, session_id, text, client_message_id)
     conversation, user, reply = opened.conversation, opened.user, opened.reply
     if opened.earlier is not None:
         return await _retry_turn(state, caller, conversation, *opened.earlier)
     assert reply is not None and opened.model_request is not None
-    _begin_reply(state, caller, reply, opened.model_request, reply.worker_id)
+    turns.begin_reply(state, caller, reply, opened.model_request, reply.worker_id)
     return _event_stream(state.replies, state, reply, 0, _start_payload(conversation, user, reply))
 
 
 async def _reply_of(
-    request: Request, caller: Caller, session_id: str
+    request: Request, caller: turns.Caller, session_id: str
 ) -> tuple[Conversation, Message]:
     state = _state(request)
     public_id = uuid4_field(request.path_params["message_id"], "message_id")
@@ -471,8 +252,8 @@ async def history(request: Request) -> Response:
     more = False
     # Reads need no transaction: one connection, no BEGIN or COMMIT round trips.
     async with state.db.fast_autocommit() as connection:
-        caller = await _installed(connection, identity)
-        conversation = _visible(
+        caller = await turns.installed_caller(connection, identity)
+        conversation = turns.visible(
             await repo.get_conversation(connection, shop_id=caller.shop_id, session_id=session_id),
             caller,
         )
