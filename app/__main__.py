@@ -100,7 +100,7 @@ def dev(settings: Settings, port: int) -> int:
     passes the app's real credentials, its tunnel as APP_URL/HOST, and PORT."""
     import uvicorn
 
-    from app.demo import DEMO_SHOP
+    from app.dev.demo import DEMO_SHOP
     from app.server import BoundedHttpProtocol
 
     migrate(settings.database_url)  # the app registers the demo shop when it starts

@@ -31,6 +31,10 @@ DEFAULT_SYSTEM_PROMPT = (
     "policies."
 )
 AI_PROVIDERS = ("offline", "openai", "anthropic")
+DEV_CATALOG_IMPORTS = ("pages", "bulk")
+# How the widget streams: through the app proxy, switching to the app's own host when the
+# proxy is seen to buffer (auto); always from the app's host; never.
+DIRECT_STREAMS = ("auto", "always", "never")
 DEVELOPMENT_API_KEY = "development-api-key"
 DEVELOPMENT_API_SECRET = "development-secret-not-for-production"
 
@@ -56,6 +60,8 @@ class Settings:
     ai_timeout: float = 30.0
     ai_max_tokens: int = 1024
     ai_context_chars: int = 12_000
+    # Rounds of tool calls (catalog and policy searches) the model may make in one turn.
+    ai_tool_rounds: int = 3
     offline_word_delay: float = 0.03
     stream_flush_interval: float = 0.2
     stale_stream_after: float = 60.0
@@ -66,13 +72,29 @@ class Settings:
     shopify_api_version: str = "2025-10"
     abandon_after_minutes: float = 30.0
     sweep_interval: float = 60.0
+    # Live conversations (docs/live.md): how long a live stream lasts before the widget
+    # reconnects, and how many one session may hold.
+    live_stream_seconds: float = 240.0
+    live_streams_per_session: int = 4
     rate_limit_session: int = 20
     rate_limit_ip: int = 60
     rate_limit_shop: int = 1200
     proxy_hops: int = 1
+    # The same for /direct/..., which the shopper's browser reaches without Shopify's proxy:
+    # None is one entry fewer than proxy_hops.
+    direct_proxy_hops: int | None = None
+    direct_streams: str = "auto"
+    # Not read from the environment: the widget's contract says 600; tests shorten it.
+    direct_ticket_lifetime: int = 600
+    # The local storefront's emulated app proxy (development only): hold whole responses
+    # as a buffering proxy would, and cut requests after this many seconds (0: never).
+    dev_proxy_buffering: bool = False
+    dev_proxy_cut_after: float = 0.0
     redis_url: str = ""
     log_level: str = "info"
     log_format: str = "json"
+    # Development only: how the demo shop's catalog is imported at start (pages or bulk).
+    dev_catalog_import: str = "pages"
 
     @property
     def development(self) -> bool:
@@ -83,6 +105,16 @@ class Settings:
         """The models a merchant may choose: the default first, then AI_MODELS."""
         listed = (self.ai_model, *self.ai_model_choices)
         return tuple(dict.fromkeys(m for m in listed if m))
+
+    @property
+    def direct_hops(self) -> int:
+        if self.direct_proxy_hops is not None:
+            return self.direct_proxy_hops
+        return max(0, self.proxy_hops - 1)
+
+    def direct_streams_of(self, shop_choice: str | None) -> str:
+        """The mode a shop's widget runs in: the merchant's choice, else the operator's."""
+        return shop_choice if shop_choice in DIRECT_STREAMS else self.direct_streams
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -101,6 +133,22 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _app_url(env: Mapping[str, str]) -> str:
@@ -160,6 +208,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ai_timeout=_float(env, "AI_TIMEOUT", 30.0),
         ai_max_tokens=int(_float(env, "AI_MAX_TOKENS", 1024)),
         ai_context_chars=int(_float(env, "AI_CONTEXT_CHARS", 12_000)),
+        ai_tool_rounds=max(0, min(10, int(_float(env, "AI_TOOL_ROUNDS", 3)))),
         offline_word_delay=_float(env, "AI_OFFLINE_WORD_DELAY", 0.03),
         stream_flush_interval=_float(env, "STREAM_FLUSH_INTERVAL", 0.2),
         stale_stream_after=_float(env, "STALE_STREAM_AFTER", 60.0),
@@ -170,14 +219,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         shopify_api_version=env.get("SHOPIFY_API_VERSION", "2025-10"),
         abandon_after_minutes=_float(env, "ABANDON_AFTER_MINUTES", 30.0),
         sweep_interval=_float(env, "SWEEP_INTERVAL", 60.0),
+        live_stream_seconds=max(1.0, _float(env, "LIVE_STREAM_SECONDS", 240.0)),
+        live_streams_per_session=max(1, int(_float(env, "LIVE_STREAMS_PER_SESSION", 4))),
         rate_limit_session=int(_float(env, "RATE_LIMIT_SESSION", 20)),
         rate_limit_ip=int(_float(env, "RATE_LIMIT_IP", 60)),
         rate_limit_shop=int(_float(env, "RATE_LIMIT_SHOP", 1200)),
         proxy_hops=int(_float(env, "PROXY_HOPS", 1)),
+        direct_proxy_hops=(
+            int(_float(env, "DIRECT_PROXY_HOPS", 0)) if env.get("DIRECT_PROXY_HOPS") else None
+        ),
+        direct_streams=_choice(env, "DIRECT_STREAMS", DIRECT_STREAMS),
+        dev_proxy_buffering=_flag(env, "DEV_PROXY_BUFFERING"),
+        dev_proxy_cut_after=max(0.0, _float(env, "DEV_PROXY_CUT_AFTER", 0.0)),
         redis_url=env.get("REDIS_URL", ""),
         log_level=env.get("LOG_LEVEL", "info"),
         log_format=env.get("LOG_FORMAT") or ("text" if app_env == "development" else "json"),
+        dev_catalog_import=env.get("DEV_CATALOG_IMPORT", "").strip().lower() or "pages",
     )
+    if settings.dev_catalog_import not in DEV_CATALOG_IMPORTS:
+        raise ConfigError(
+            f"DEV_CATALOG_IMPORT must be one of {', '.join(DEV_CATALOG_IMPORTS)}, "
+            f"got {settings.dev_catalog_import!r}"
+        )
     if settings.worker_dead_after <= 0:
         raise ConfigError("WORKER_DEAD_AFTER must be a positive number of seconds")
     check_settings(settings)

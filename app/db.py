@@ -73,7 +73,9 @@ def _mark_lost_connection(context: ExceptionContext) -> None:
 
 
 class Database:
-    """Owns the engine; hands out sessions that commit on success and roll back on error."""
+    """Owns the engine and hands out its connections, three ways: an ORM session and a Core
+    transaction (both commit on success, roll back on error), and a connection where each
+    statement commits on its own."""
 
     def __init__(self, url: str, **kwargs: Any) -> None:
         self.url = url
@@ -99,25 +101,18 @@ class Database:
             yield connection
 
     @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection without a transaction, for one statement that needs none: it spares
-        the BEGIN and COMMIT round trips."""
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as connection:
             yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
-    def fast_writes(self) -> AbstractAsyncContextManager[Executor]:
-        """For writes that are each one statement on PostgreSQL (a shopper's turn): there,
-        every statement commits on its own, sparing the BEGIN and COMMIT round trips; on
-        SQLite, where the same write takes several statements, one transaction."""
+    def connection(self) -> AbstractAsyncContextManager[Executor]:
+        """A connection on which every statement commits on its own, on both databases: the
+        storefront's reads and writes, each of which is one statement or makes its own
+        transaction (app/repo/chat.py's turn on SQLite). It spares the BEGIN and COMMIT
+        round trips. On PostgreSQL it is the pooled connection's asyncpg (app/pgfast.py)."""
         if self.fast is not None:
             return self.fast.connection()
-        return self.transaction()
-
-    def fast_autocommit(self) -> AbstractAsyncContextManager[Executor]:
-        """As autocommit(), on asyncpg itself on PostgreSQL."""
-        if self.fast is not None:
-            return self.fast.connection()
-        return self.autocommit()
+        return self._autocommit()
 
     async def dispose(self) -> None:
         if self.fast is not None:

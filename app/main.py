@@ -3,34 +3,44 @@
 from __future__ import annotations
 
 import functools
+import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
-from app import privacy
+from app import deliveries
 from app.ai import make_provider
 from app.ai.offline import OfflineProvider
+from app.catalog import sync as catalog_sync
 from app.config import Settings, load_settings
+from app.conversations import notices
+from app.conversations.presence import Presence
 from app.crypto import TokenCipher
 from app.db import Database
-from app.demo import DEMO_SHOP, ensure_demo_shop
+from app.dev.demo import DEMO_SHOP, demo_admin_urls, ensure_demo_shop, start_demo_import
 from app.errors import exception_handlers
+from app.live.backends import make_bus
 from app.observability import RequestContext, configure_logging
 from app.openapi import openapi
 from app.ratelimit import Limits, RateLimiter
 from app.replies import Replies
-from app.routes import admin, auth, proxy, webhooks
+from app.routes import admin, auth, catalog, direct, inbox, live, proxy, shop_settings, webhooks
 from app.routes.dashboard import dashboard_routes
 from app.shopify import Shopify
 from app.state import AppState
 from app.sweeper import Sweeper
+from app.tickets import Tickets
+
+if TYPE_CHECKING:
+    from app.dev.storefront import AppProxyEmulator
 
 
 async def healthz(_request: Request) -> Response:
@@ -40,7 +50,8 @@ async def healthz(_request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Ready: the database answers too. Redis is reported but not required: while it is
-    away, the database counts the rate limits."""
+    away, the database counts the rate limits. The bus is reported beside the checks: while
+    it reconnects, its subscribers are told to read the database again once it is back."""
     state = request.app.state.chat
     checks = {"database": "ok"}
     redis = await state.limiter.redis_reachable()
@@ -51,104 +62,163 @@ async def readyz(request: Request) -> Response:
             await session.execute(sa.text("SELECT 1"))
     except Exception:
         checks["database"] = "unreachable"
-        return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
-    return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse(
+            {"status": "unavailable", "checks": checks, "bus": state.bus.status()},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "checks": checks, "bus": state.bus.status()})
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings or load_settings()
-    configure_logging(settings.log_level, json_logs=settings.log_format == "json")
-    tokens = TokenCipher.from_settings(settings)  # fails at start, not at the first install
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
-        provider = make_provider(settings)
-        replies = Replies(
+def build_state(app: Starlette, settings: Settings, tokens: TokenCipher) -> AppState:
+    """Everything the running app holds, built at its start (app/state.py)."""
+    db = Database(settings.database_url)
+    provider = make_provider(settings)
+    shopify = Shopify(
+        api_key=settings.shopify_api_key,
+        api_secret=settings.shopify_api_secret,
+        scopes=settings.scopes,
+        app_url=settings.shopify_app_url,
+        api_version=settings.shopify_api_version,
+        admin_base_url=settings.shopify_admin_base_url,
+        # Development: the demo shop's admin is the fake mounted on this app, reached
+        # in-process; production has no such shop and no such route.
+        admin_urls=demo_admin_urls(settings),
+        local_app=app if settings.development else None,
+    )
+    limits = Limits(
+        per_session=settings.rate_limit_session,
+        per_ip=settings.rate_limit_ip,
+        per_shop=settings.rate_limit_shop,
+        proxy_hops=settings.proxy_hops,
+        direct_hops=settings.direct_hops,
+    )
+    state = AppState(
+        settings=settings,
+        db=db,
+        provider=provider,
+        replies=Replies(
             db=db,
             provider=provider,
             flush_interval=settings.stream_flush_interval,
             stale_after=settings.stale_stream_after,
             dead_after=settings.worker_dead_after,
             grace=settings.shutdown_grace,
-        )
-        shopify = Shopify(
-            api_key=settings.shopify_api_key,
-            api_secret=settings.shopify_api_secret,
-            scopes=settings.scopes,
-            app_url=settings.shopify_app_url,
-            api_version=settings.shopify_api_version,
-            admin_base_url=settings.shopify_admin_base_url,
-        )
-        sweeper = Sweeper(
+        ),
+        shopify=shopify,
+        offline=OfflineProvider(word_delay=settings.offline_word_delay),
+        sweeper=Sweeper(
             db=db,
             abandon_after_minutes=settings.abandon_after_minutes,
             interval=settings.sweep_interval,
-        )
-        limiter = RateLimiter(
-            Limits(
-                per_session=settings.rate_limit_session,
-                per_ip=settings.rate_limit_ip,
-                per_shop=settings.rate_limit_shop,
-                proxy_hops=settings.proxy_hops,
-            ),
-            redis_url=settings.redis_url,
-        )
-        state = app.state.chat = AppState(
-            settings=settings,
-            db=db,
-            provider=provider,
-            replies=replies,
-            shopify=shopify,
-            offline=OfflineProvider(word_delay=settings.offline_word_delay),
-            sweeper=sweeper,
-            tokens=tokens,
-            limiter=limiter,
-        )
-        sweeper.apply_webhook = functools.partial(privacy.process, state)
+        ),
+        tokens=tokens,
+        limiter=RateLimiter(limits, redis_url=settings.redis_url),
+        tickets=Tickets(settings.shopify_api_secret, lifetime=settings.direct_ticket_lifetime),
+        bus=make_bus(settings, db),
+        presence=Presence(db),
+    )
+    state.sweeper.apply_webhook = functools.partial(deliveries.process, state)
+    state.sweeper.run_import = functools.partial(catalog_sync.run_import, state)
+    state.sweeper.announce = functools.partial(notices.abandoned, state.bus)
+    return state
+
+
+def lifespan_of(
+    settings: Settings, tokens: TokenCipher
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = app.state.chat = build_state(app, settings, tokens)
         if settings.development:
             try:
-                await ensure_demo_shop(db)
+                await ensure_demo_shop(state.db, tokens)
             except Exception:
                 logging.getLogger("app").exception("could not register the demo shop")
-        await replies.start()
-        sweeper.start()
+        await state.bus.start()
+        await state.replies.start()
+        if settings.development:
+            # The demo catalog arrives through the real import, from the fake admin; before
+            # the sweeper starts, which would otherwise find the same import due and race it.
+            await start_demo_import(state)
+        state.sweeper.start()
+        state.presence.start()
+        # What startup built lives as long as the worker: out of the collector's sight, so a
+        # full collection walks only what requests made (with a thousand open live streams
+        # one took ~200 ms and held every stream's next event; bench/ 12).
+        if not settings.development:  # (the tests start many apps in one process)
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
-            await sweeper.close()
-            await replies.close()
-            await provider.aclose()
-            await shopify.aclose()
-            await limiter.aclose()
-            await db.dispose()
+            await state.sweeper.close()
+            await state.presence.close()
+            await state.replies.close()
+            await state.bus.close()
+            await state.provider.aclose()
+            await state.shopify.aclose()
+            await state.limiter.aclose()
+            await state.db.dispose()
 
+    return lifespan
+
+
+def _development_routes(settings: Settings) -> tuple[list[BaseRoute], AppProxyEmulator]:
+    """The local storefront, its emulated app proxy, and the demo shop's fake admin."""
+    from app.dev.demo import DEMO_ACCESS_TOKEN
+    from app.dev.fake_admin import DEV_ADMIN_PATH, demo_admin
+    from app.dev.storefront import AppProxyEmulator
+    from app.dev.storefront_routes import storefront_routes
+
+    emulator = AppProxyEmulator(
+        shop=DEMO_SHOP,
+        secret=settings.shopify_api_secret,
+        buffering=settings.dev_proxy_buffering,
+        cut_after=settings.dev_proxy_cut_after,
+    )
+    # The demo shop's Admin API; its catalog links to the local storefront at this URL.
+    fake_admin = demo_admin(
+        shop=DEMO_SHOP, token=DEMO_ACCESS_TOKEN, app_url=settings.shopify_app_url
+    )
+    return [*storefront_routes(emulator), Mount(DEV_ADMIN_PATH, app=fake_admin)], emulator
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, json_logs=settings.log_format == "json")
+    tokens = TokenCipher.from_settings(settings)  # fails at start, not at the first install
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *proxy.routes,
+        *live.routes,
+        *direct.routes,
         *webhooks.routes,
         *auth.routes,
         *admin.routes,
+        *inbox.routes,
+        *shop_settings.routes,
+        *catalog.routes,
         *dashboard_routes(settings.development),
     ]
     emulator = None
     if settings.development:
-        from app.routes.storefront import storefront_routes
-        from app.storefront import AppProxyEmulator
-
-        emulator = AppProxyEmulator(shop=DEMO_SHOP, secret=settings.shopify_api_secret)
-        routes += storefront_routes(emulator)
+        more, emulator = _development_routes(settings)
+        routes += more
     application = Starlette(
         debug=False,
         routes=routes,
         exception_handlers=exception_handlers,
-        middleware=[Middleware(RequestContext, production=not settings.development)],
-        lifespan=lifespan,
+        middleware=[
+            Middleware(RequestContext, production=not settings.development),
+            Middleware(direct.DirectCors),
+        ],
+        lifespan=lifespan_of(settings, tokens),
     )
     if emulator is not None:
         emulator.target = application
+        application.state.proxy_emulator = emulator  # its switches, for tests to turn
     return application
 
 

@@ -57,7 +57,7 @@ def _add_request_id(record: logging.LogRecord) -> bool:
 
 
 # Data, never a page: nothing may run or frame what these paths answer.
-DATA_PATHS = ("/proxy/", "/api/", "/webhooks", "/healthz", "/readyz")
+DATA_PATHS = ("/proxy/", "/direct/", "/api/", "/webhooks", "/healthz", "/readyz")
 
 
 def _security_headers(*, data: bool, production: bool) -> list[tuple[bytes, bytes]]:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import OrderedDict, namedtuple
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import types as sa_types
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement
@@ -56,22 +57,50 @@ class FastResult:
 
 
 class _Compiled:
-    __slots__ = ("constants", "keys", "returns_rows", "row", "sql", "statement")
+    __slots__ = ("constants", "keys", "processors", "returns_rows", "row", "sql", "statement")
 
     def __init__(
         self,
         statement: ClauseElement,
-        sql: str,
+        compiled: SQLCompiler,
         keys: Sequence[str],
         constants: dict[str, Any],
-        returns_rows: bool,
     ) -> None:
         self.statement = statement  # held, so that its id is not reused while cached
-        self.sql = sql
+        self.sql = compiled.string
         self.keys = tuple(keys)
         self.constants = constants  # values bound inside the statement, not named in params
-        self.returns_rows = returns_rows
+        # The bound values' type processing, as SQLAlchemy's own execution applies it (a
+        # Boolean's today; a JSON column's would be its serialisation).
+        binds = compiled._bind_processors
+        self.processors: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
+            (position, process)
+            for position, key in enumerate(self.keys)
+            if callable(process := binds.get(key))
+        )
+        self.returns_rows = _returns_rows(statement, compiled)
         self.row: Any = None  # the row type, made from the first result's columns
+
+
+# Result types whose Python value SQLAlchemy makes out of the driver's, where asyncpg's own
+# would differ: a statement that reads one is not for this path (refused, naming it).
+_PROCESSED_RESULTS = (sa_types.TypeDecorator, sa_types.JSON, sa_types.Enum, sa_types.PickleType,
+                      sa_types.ARRAY, sa_types.Interval)  # fmt: skip
+
+
+def _check_results(compiled: SQLCompiler) -> None:
+    for column in compiled._result_columns:
+        kind = column[3]
+        processed = isinstance(kind, _PROCESSED_RESULTS) or (
+            isinstance(kind, sa_types.Numeric)
+            and not isinstance(kind, sa_types.Float)
+            and not kind.asdecimal
+        )
+        if processed:
+            raise ValueError(
+                f"{column[1]} ({kind!r}) is made by SQLAlchemy's result processing, which "
+                "this path does not run: read it through SQLAlchemy"
+            )
 
 
 def _returns_rows(statement: ClauseElement, compiled: SQLCompiler) -> bool:
@@ -100,7 +129,7 @@ def connection_lost(error: BaseException) -> bool:
     return isinstance(driver, asyncpg.exceptions.InternalClientError)
 
 
-def _cost_the_connection(error: BaseException) -> bool:
+def _lost_connection(error: BaseException) -> bool:
     """connection_lost, for an error straight from asyncpg (not one SQLAlchemy has judged)."""
     return isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError) or connection_lost(
         error
@@ -123,9 +152,10 @@ class FastConnection:
         cache_key = (id(statement), keys)
         found = self._compiled.get(cache_key)
         if found is not None and found.statement is statement:
-            # Tests run several servers, each on its own thread: another may evict it meanwhile.
-            with contextlib.suppress(KeyError):
+            try:
                 self._compiled.move_to_end(cache_key)
+            except KeyError:  # tests run servers on threads of their own: another evicted it
+                pass
             return found
         compiled = statement.compile(dialect=self.dialect, column_keys=list(keys) or None)
         assert isinstance(compiled, SQLCompiler)
@@ -134,13 +164,8 @@ class FastConnection:
         # Raises, naming it, if a parameter has no value.
         everything = compiled.construct_params(dict(params or {})) or {}
         constants = {k: v for k, v in everything.items() if k not in keys}
-        entry = _Compiled(
-            statement,
-            compiled.string,
-            compiled.positiontup or (),
-            constants,
-            _returns_rows(statement, compiled),
-        )
+        _check_results(compiled)
+        entry = _Compiled(statement, compiled, compiled.positiontup or (), constants)
         # Mostly the prebuilt statements of app/repo; the few built per call just pass through.
         self._compiled[cache_key] = entry
         if len(self._compiled) > _COMPILED_LIMIT:
@@ -152,8 +177,11 @@ class FastConnection:
         self, statement: ClauseElement, params: Mapping[str, Any] | None = None
     ) -> FastResult:
         compiled = self._compile(statement, params)
-        values = {**compiled.constants, **params} if params else compiled.constants
+        constants = compiled.constants
+        values = ({**constants, **params} if constants else params) if params else constants
         args = [values[k] for k in compiled.keys]
+        for position, process in compiled.processors:
+            args[position] = process(args[position])
         try:
             if compiled.returns_rows:
                 records = await self.driver.fetch(compiled.sql, *args)
@@ -172,7 +200,7 @@ class FastConnection:
 
     def translate(self, error: Exception, sql: str) -> Exception:
         """asyncpg's error as the SQLAlchemy error the rest of the app expects."""
-        if _cost_the_connection(error):
+        if _lost_connection(error):
             self.lost = True
             return sa_exc.OperationalError(sql, None, error, connection_invalidated=True)
         if isinstance(error, asyncpg.IntegrityConstraintViolationError):

@@ -7,15 +7,13 @@ topic's shape, and the shop is always the one the body names.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from app import repo, shopcache
-from app.merchants import installation_revoked
-from app.models import utcnow
+from app.shop_tokens import installation_revoked
+from app.shopify import is_shop_domain
 
 if TYPE_CHECKING:
     from app.state import AppState
@@ -60,8 +58,6 @@ def _text(value: object, limit: int) -> str | None:
 
 def read_delivery(topic: str, payload: dict[str, Any]) -> Delivery:
     """The delivery a body of this topic describes; WebhookShapeError if it is not one."""
-    from app.shopify import is_shop_domain
-
     field = _SHOP_FIELD[topic]
     shop = payload.get(field)
     if not isinstance(shop, str) or not is_shop_domain(shop.lower()):
@@ -120,6 +116,10 @@ async def apply(state: AppState, event_id: int, delivery: Delivery) -> bool:
                 )
                 return True
             await repo.uninstall_shop(session, domain=delivery.shop)
+            shop = await repo.get_shop(session, domain=delivery.shop)
+            if shop is not None and shop.id is not None:
+                # The catalog is the merchant's data too; a reinstall imports it afresh.
+                await repo.drop_catalog(session, shop_id=shop.id)
         shopcache.forget(delivery.shop)
         return True
     async with state.db.session() as session:
@@ -137,6 +137,10 @@ async def apply(state: AppState, event_id: int, delivery: Delivery) -> bool:
             await repo.delete_shop(session, domain=delivery.shop)
             shopcache.forget(delivery.shop)
             return True
+        if delivery.topic == "customers/redact" and delivery.customer_email:
+            # An address a shopper left for the team's reply (docs/live.md), in any of the
+            # shop's conversations, logged in or not.
+            await repo.forget_contact_email(session, shop_id=shop.id, email=delivery.customer_email)
         if delivery.customer_id is None:
             # Conversations are kept under the customer's id only; nothing to match by email.
             log.info("%s for %s names no customer id; nothing stored", delivery.topic, shop.domain)
@@ -155,20 +159,3 @@ async def apply(state: AppState, event_id: int, delivery: Delivery) -> bool:
                 request_id=delivery.request_id,
             )
     return True
-
-
-async def process(state: AppState, event_id: int) -> bool:
-    """Apply a stored webhook if nobody has; a failure is left for the sweeper to retry."""
-    async with state.db.session() as session:
-        event = await repo.get_webhook(session, event_id=event_id)
-    if event is None or event.processed_at is not None:
-        return False
-    try:
-        delivery = read_delivery(event.topic, json.loads(event.payload))
-        return await apply(state, event_id, delivery)
-    except Exception:
-        log.exception("webhook %s (%s) failed; it will be retried", event.webhook_id, event.topic)
-        wait = timedelta(seconds=min(30 * 2**event.attempts, 3600))
-        async with state.db.session() as session:
-            await repo.webhook_failed(session, event_id=event_id, retry_at=utcnow() + wait)
-        return False

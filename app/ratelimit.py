@@ -20,18 +20,27 @@ from app.repo.common import Executor
 log = logging.getLogger("app.ratelimit")
 
 # All or nothing, atomically: refused (1-based index of the first full bucket) without
-# counting, or counted in every bucket. KEYS: the buckets' counters of this window;
-# ARGV[1]: how long a counter lives (s); ARGV[i + 1]: the limit of KEYS[i].
+# counting, or counted in every bucket. KEYS: the buckets' counters of this window, then the
+# turn's own key (its client_message_id's); ARGV[1]: how long a counter lives (s); ARGV[i + 1]:
+# the limit of KEYS[i]. A turn whose key is there was counted already (a retry, by either
+# path): -1, and nothing is counted again.
 _TAKE = """
-for i = 1, #KEYS do
+local turn = KEYS[#KEYS]
+if turn ~= '' and redis.call('EXISTS', turn) == 1 then
+  return -1
+end
+for i = 1, #KEYS - 1 do
   if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i + 1]) then
     return i
   end
 end
-for i = 1, #KEYS do
+for i = 1, #KEYS - 1 do
   if redis.call('INCR', KEYS[i]) == 1 then
     redis.call('EXPIRE', KEYS[i], ARGV[1])
   end
+end
+if turn ~= '' then
+  redis.call('SET', turn, '1', 'EX', ARGV[1])
 end
 return 0
 """
@@ -48,6 +57,8 @@ class Limits:
     per_shop: int = 1200
     window: int = 60  # seconds
     proxy_hops: int = 1  # X-Forwarded-For entries, from the right, added by trusted proxies
+    # The same for /direct/..., reached from the shopper's browser without Shopify's proxy.
+    direct_hops: int = 0
 
 
 def _address(entry: str) -> str | None:
@@ -81,7 +92,16 @@ def shopper_ip(request: Request, hops: int) -> str:
                 "invalid_forwarded_for", "X-Forwarded-For does not name the shopper's address."
             )
         return address
-    return request.client.host if request.client else "unknown"
+    if request.client is None:
+        return "unknown"
+    # uvicorn may have taken the connection's address from X-Forwarded-For itself (its
+    # --proxy-headers, on by default for a peer in FORWARDED_ALLOW_IPS): as unchecked as an entry.
+    address = _address(request.client.host)
+    if address is None:
+        raise BadRequest(
+            "invalid_forwarded_for", "X-Forwarded-For does not name the shopper's address."
+        )
+    return address
 
 
 class RateLimiter:
@@ -109,7 +129,14 @@ class RateLimiter:
             return False
 
     async def check_turn(
-        self, connection: Executor, *, request: Request, shop: str, session_id: str
+        self,
+        connection: Executor,
+        *,
+        request: Request,
+        shop: str,
+        session_id: str,
+        client_message_id: str | None = None,
+        direct: bool = False,
     ) -> None:
         """Count one new turn; 429 with Retry-After when any of its three limits is passed.
 
@@ -119,19 +146,23 @@ class RateLimiter:
         that commits at once, before the turn is saved: every turn of a shop counts into the
         same shop and address rows, and inside the turn's transaction those rows stayed
         locked until the turn's commit, so a shop's turns queued behind one another (bench/).
+
+        A turn sent again with its client_message_id (a retry, through the proxy or directly)
+        is counted once in its window: its own key in the same count says it was seen.
         """
         limits = self.limits
         now = time.time()
         window = int(now // limits.window) * limits.window
-        ip = shopper_ip(request, limits.proxy_hops)
+        ip = shopper_ip(request, limits.direct_hops if direct else limits.proxy_hops)
         buckets = {
             f"session:{shop}:{session_id}": limits.per_session,
             f"ip:{ip}": limits.per_ip,
             f"shop:{shop}": limits.per_shop,
         }
-        over = await self._over_in_redis(buckets, window)
+        turn = f"turn:{shop}:{session_id}:{client_message_id}" if client_message_id else ""
+        over = await self._over_in_redis(buckets, turn, window)
         if over is None:
-            over = await self._over_in_database(connection, buckets, window)
+            over = await self._over_in_database(connection, buckets, turn, window)
         if over:
             wait = max(1, math.ceil(window + limits.window - now))
             kind = over.split(":", 1)[0]
@@ -142,11 +173,12 @@ class RateLimiter:
                 headers={"Retry-After": str(wait)},
             )
 
-    async def _over_in_redis(self, buckets: dict[str, int], window: int) -> str | None:
+    async def _over_in_redis(self, buckets: dict[str, int], turn: str, window: int) -> str | None:
         """The bucket that is full ("" if none), or None when Redis is not there to ask."""
         if self.redis is None or time.monotonic() < self._redis_down_until:
             return None
         keys = [f"{REDIS_PREFIX}{bucket}:{window}" for bucket in buckets]
+        keys.append(f"{REDIS_PREFIX}{turn}:{window}" if turn else "")
         try:
             full = int(
                 await self._take(keys=keys, args=[self.limits.window * 2, *buckets.values()])
@@ -159,15 +191,25 @@ class RateLimiter:
                 REDIS_RETRY_AFTER,
             )
             return None
-        return list(buckets)[full - 1] if full else ""
+        return list(buckets)[full - 1] if full > 0 else ""
 
     @staticmethod
-    async def _over_in_database(connection: Executor, buckets: dict[str, int], window: int) -> str:
+    async def _over_in_database(
+        connection: Executor, buckets: dict[str, int], turn: str, window: int
+    ) -> str:
         names = list(buckets)
-        counts = await repo.count_hits(connection, buckets=names, window_start=window)
+        counts = await repo.count_hits(
+            connection, buckets=[*names, turn] if turn else names, window_start=window
+        )
+        if turn and counts.get(turn, 0) > 1:
+            # Counted when it first came: taken back out of the buckets, its key left.
+            await repo.uncount_hits(connection, buckets=names, window_start=window)
+            return ""
         over = [bucket for bucket, limit in buckets.items() if counts.get(bucket, 0) > limit]
         if not over:
             return ""
         # Taken back out of every bucket, so that the refused turn counts in none.
-        await repo.uncount_hits(connection, buckets=names, window_start=window)
+        await repo.uncount_hits(
+            connection, buckets=[*names, turn] if turn else names, window_start=window
+        )
         return over[0]

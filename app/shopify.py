@@ -15,6 +15,7 @@ import httpx
 from shopify_app import (
     ShopifyApp,
 )
+from starlette.types import ASGIApp
 
 WEBHOOK_SIGNATURE_HEADERS = ("x-shopify-hmac-sha256", "shopify-hmac-sha256")
 # The shop's name is one DNS label (at most 63 characters), so a domain fits its columns and
@@ -78,21 +79,55 @@ class SessionToken:
 
 
 class _AdminTransport(httpx.AsyncBaseTransport):
-    """Tests and development only: sends https://{shop}/admin/... to a fake admin on loopback."""
+    """Tests and development only: sends https://{shop}/admin/... to a fake admin.
 
-    def __init__(self, base_url: str) -> None:
-        self.base = httpx.URL(base_url)
+    `base_url` takes every shop's admin calls (the tests' fake on loopback, which tells the
+    shops apart by the Host header). `shops` takes one shop's calls to an admin of its own,
+    its path prefixed and the Host its own: the development app's demo shop, whose fake admin
+    is mounted on the app itself (app/dev/fake_admin.py), while other shops keep Shopify's."""
+
+    def __init__(
+        self,
+        base_url: str = "",
+        shops: Mapping[str, str] | None = None,
+        local: tuple[str, ASGIApp] | None = None,
+    ) -> None:
+        self.base = httpx.URL(base_url) if base_url else None
+        self.shops = {shop: httpx.URL(url.rstrip("/")) for shop, url in (shops or {}).items()}
         self.inner = httpx.AsyncHTTPTransport()
+        # The app's own URL and the app: a call to it is answered in-process, so that the
+        # development app reaches the fake admin mounted on it while it is still starting
+        # (not yet listening), behind a tunnel, and never another process on its port.
+        self.local = (
+            (_origin(httpx.URL(local[0])), httpx.ASGITransport(local[1])) if local else None
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host.endswith(".myshopify.com"):
+        host = request.url.host
+        own = self.shops.get(host)
+        if own is not None:
+            request.url = request.url.copy_with(
+                scheme=own.scheme,
+                host=own.host,
+                port=own.port,
+                raw_path=own.raw_path.rstrip(b"/") + request.url.raw_path,
+            )
+            request.headers["Host"] = own.netloc.decode("ascii")
+        elif self.base is not None and host.endswith(".myshopify.com"):
             request.url = request.url.copy_with(
                 scheme=self.base.scheme, host=self.base.host, port=self.base.port
             )
+        if self.local is not None and _origin(request.url) == self.local[0]:
+            return await self.local[1].handle_async_request(request)
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 def _escape_oauth(value: str, *, key: bool = False) -> str:
@@ -113,6 +148,8 @@ class Shopify:
         app_url: str = "",
         api_version: str = "2025-10",
         admin_base_url: str = "",
+        admin_urls: Mapping[str, str] | None = None,
+        local_app: ASGIApp | None = None,
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
@@ -122,7 +159,15 @@ class Shopify:
         self.app = ShopifyApp(
             client_id=api_key, client_secret=api_secret, old_client_secret=old_api_secret
         )
-        transport = _AdminTransport(admin_base_url) if admin_base_url else None
+        # Fakes of the admin: admin_base_url for every shop, admin_urls for the shops named
+        # (served in-process by local_app when they are the app's own URL).
+        transport = (
+            _AdminTransport(
+                admin_base_url, admin_urls, (self.app_url, local_app) if local_app else None
+            )
+            if admin_base_url or admin_urls
+            else None
+        )
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0), transport=transport)
 
     async def aclose(self) -> None:

@@ -3,6 +3,7 @@ token exchange and refresh) and GraphQL calls with them."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,12 +26,21 @@ class ShopifyAdminError(Exception):
     `code` is shopifyapp's (or ours), `status` the HTTP status when Shopify answered (0 when
     it could not be reached)."""
 
-    def __init__(self, message: str, *, code: str = "", status: int = 0) -> None:
+    def __init__(
+        self, message: str, *, code: str = "", status: int = 0, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        # Seconds Shopify asks us to wait, when it throttled the call (code THROTTLED).
+        self.retry_after = retry_after
+
+    @property
+    def throttled(self) -> bool:
+        return self.code == THROTTLED
 
 
+THROTTLED = "THROTTLED"
 # Refusals of a refresh that will not pass on a retry: the refresh token is gone for good.
 REFRESH_REVOKED = frozenset({"invalid_grant", "refresh_token_expired"})
 
@@ -144,6 +154,56 @@ async def refresh_grant(
     return _grant(result.access_token) if result.access_token else None
 
 
+def _seconds(value: object) -> float | None:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86400 else None
+
+
+def _graphql_failure(status: int, body: str, headers: dict[str, str]) -> ShopifyAdminError:
+    """What a failed call says, read from Shopify's answer: throttled (HTTP 429, or a THROTTLED
+    error with the bucket's state in extensions.cost) with how long to wait, or the first
+    error's message."""
+    if status == 429:
+        retry = {k.lower(): v for k, v in headers.items()}.get("retry-after")
+        return ShopifyAdminError(
+            "Shopify is rate limiting the app",
+            code=THROTTLED,
+            status=429,
+            retry_after=_seconds(retry),
+        )
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        codes = [(e.get("extensions") or {}).get("code") for e in errors if isinstance(e, dict)]
+        if THROTTLED in codes:
+            cost = ((answer.get("extensions") or {}).get("cost")) or {}
+            bucket = cost.get("throttleStatus") or {}
+            wait = None
+            try:
+                needed = float(cost["requestedQueryCost"]) - float(bucket["currentlyAvailable"])
+                wait = max(needed, 0.0) / float(bucket["restoreRate"])
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                pass
+            return ShopifyAdminError(
+                "Shopify throttled the query", code=THROTTLED, status=status, retry_after=wait
+            )
+        message = str(errors[0].get("message") or "")[:200]
+        return ShopifyAdminError(
+            f"Admin API error: {message}", code="graphql_errors", status=status
+        )
+    if isinstance(errors, str):
+        return ShopifyAdminError(
+            f"Admin API error: {errors[:200]}", code="graphql_errors", status=status
+        )
+    return ShopifyAdminError(f"Admin API request failed (HTTP {status})", status=status)
+
+
 async def admin_graphql(
     shopify: Shopify,
     *,
@@ -151,19 +211,28 @@ async def admin_graphql(
     access_token: str,
     query: str,
     variables: dict[str, Any] | None = None,
+    retries: int = 2,
 ) -> dict[str, Any]:
+    """`retries`: how often shopifyapp itself retries a 429 or 5xx; callers that wait for a
+    throttled bucket themselves (app/catalog/sync.py) pass 0."""
     result = await admin_graphql_request_async(
         query,
         shop.removesuffix(".myshopify.com"),
         access_token,
         shopify.api_version,
         variables=variables,
+        max_retries=retries,
         http_client=shopify.http,
     )
     if not result.ok:
+        response = result.response
+        if response is not None and response.status:
+            failure = _graphql_failure(response.status, response.body or "", response.headers or {})
+            failure.code = failure.code or result.log.code
+            raise failure
         raise ShopifyAdminError(
             f"Admin API request failed: {result.log.code}",
             code=result.log.code,
-            status=result.response.status,
+            status=response.status if response is not None else 0,
         )
     return dict(result.data or {})

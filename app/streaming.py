@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 from app import repo
 from app.db import Database, database_unreachable
 from app.observability import BODY_SEND
-from app.replies import Replies, error_message
+from app.replies import LiveReply, Replies, error_message
 
 # One encoder for every event: json.dumps with options builds a new one per call, which was a
 # twentieth of a streaming worker's CPU (bench/).
@@ -25,6 +25,10 @@ POLL_INTERVAL = 0.25
 SEEN = 64
 # How long a reply followed from the database waits out a database outage before giving up.
 DATABASE_PATIENCE = 20.0
+UNREADABLE = {
+    "code": "database_unavailable",
+    "message": "The reply cannot be read right now. Please try again.",
+}
 SSE_HEADERS = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
@@ -104,6 +108,12 @@ def _ending(public_id: str, status: str, finish: str | None, error: str | None) 
     )
 
 
+def _products(cards: list[dict[str, Any]] | None, public_id: str, offset: int) -> bytes:
+    """The reply's cards as they now stand: each `products` event replaces the last."""
+    data = {"assistant_message_id": public_id, "products": cards or []}
+    return sse("products", data, f"{public_id}:{offset}")
+
+
 async def reply_events(
     *,
     replies: Replies,
@@ -113,24 +123,48 @@ async def reply_events(
     offset: int,
     start: dict[str, Any],
 ) -> AsyncGenerator[bytes, None]:
+    """A reply's events from `offset` on: from this worker while it generates the reply, else
+    from the database, where another worker (or none, if it died) writes it."""
     yield sse("start", start, f"{public_id}:{offset}")
     live = replies.live.get(public_id)
-    if live is not None:
-        async for batch in live.follow(offset):
-            if batch is None:
-                yield b": keep-alive\n\n"
-                continue
-            events = []
-            for piece in batch:  # an event each, written together
-                offset += len(piece)
-                events.append(sse("delta", {"text": piece}, f"{public_id}:{offset}"))
+    events = (
+        _live_events(live, public_id, offset)
+        if live is not None
+        else _saved_events(db, replies.keep_alive, message_id, public_id, offset)
+    )
+    async for chunk in events:
+        yield chunk
+
+
+async def _live_events(live: LiveReply, public_id: str, offset: int) -> AsyncGenerator[bytes, None]:
+    shown = live.products
+    if shown is not None:
+        yield _products(shown, public_id, offset)
+    async for batch in live.follow(offset):
+        if batch is None:
+            yield b": keep-alive\n\n"
+            continue
+        events = []
+        if live.products is not shown:
+            shown = live.products
+            events.append(_products(shown, public_id, offset))
+        for piece in batch:  # an event each, written together
+            offset += len(piece)
+            events.append(sse("delta", {"text": piece}, f"{public_id}:{offset}"))
+        if events:
             yield b"".join(events)
-        yield _ending(public_id, live.status, live.finish_reason, live.error_code)
-        return
-    # Another worker (or none, if it died) is writing this reply: follow the database.
+    if live.products is not shown:
+        yield _products(live.products, public_id, offset)
+    yield _ending(public_id, live.status, live.finish_reason, live.error_code)
+
+
+async def _saved_events(
+    db: Database, keep_alive: float, message_id: int, public_id: str, offset: int
+) -> AsyncGenerator[bytes, None]:
     quiet_since = time.monotonic()
     unreachable_since: float | None = None
     seen = ""  # the end of the saved text up to `offset`, once it has reached it
+    cards: str | None = None  # the cards as last sent (JSON, as saved)
     while True:
         try:
             async with db.session() as session:
@@ -142,14 +176,7 @@ async def reply_events(
             # The response has begun, so no 503 any more: wait a while, then say so in-stream.
             unreachable_since = unreachable_since or time.monotonic()
             if time.monotonic() - unreachable_since > DATABASE_PATIENCE:
-                yield sse(
-                    "error",
-                    {
-                        "code": "database_unavailable",
-                        "message": "The reply cannot be read right now. Please try again.",
-                        "assistant_message_id": public_id,
-                    },
-                )
+                yield sse("error", UNREADABLE | {"assistant_message_id": public_id})
                 return
         else:
             if message is None:
@@ -163,6 +190,9 @@ async def reply_events(
                 # offset asked for, it may just lag behind the worker writing it.)
                 yield _ending(public_id, "error", None, "interrupted")
                 return
+            if message.products is not None and message.products != cards:
+                cards = message.products
+                yield _products(json.loads(cards), public_id, offset)
             if len(content) > offset:
                 piece = content[offset:]
                 offset = len(content)
@@ -173,7 +203,7 @@ async def reply_events(
             if message.status != "streaming":
                 yield _ending(public_id, message.status, message.finish_reason, message.error_code)
                 return
-        if time.monotonic() - quiet_since > replies.keep_alive:
+        if time.monotonic() - quiet_since > keep_alive:
             quiet_since = time.monotonic()
             yield b": keep-alive\n\n"
         await asyncio.sleep(POLL_INTERVAL if unreachable_since is None else POLL_INTERVAL * 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import dataclass
 from datetime import date
 from itertools import accumulate
 from typing import Any
@@ -13,18 +14,29 @@ from urllib.parse import parse_qsl
 from starlette.requests import ClientDisconnect, Request
 
 from app.errors import BadRequest, RequestTimeout, TooLarge
+from app.limits import (
+    EARLIEST_DATE,
+    HANDLE_CHARS,
+    LARGEST_INT,
+    LATEST_DATE,
+    MAX_CUSTOMER_ID_DIGITS,
+    MAX_DIGITS,
+    MAX_HANDLE_CHARS,
+    MAX_MESSAGE_CHARS,
+    UUID4_PATTERN,
+    Limit,
+)
+
+__all__ = ["EARLIEST_DATE", "LARGEST_INT", "LATEST_DATE", "MAX_MESSAGE_CHARS"]
 
 MAX_BODY_BYTES = 64 * 1024
 # Under the server's own bound (app/server.py, 30 s), so that the app gives up first and says
 # so in its own words; a JSON body of 64 KiB takes a slow phone a few seconds.
 BODY_TIMEOUT = 15.0
-MAX_MESSAGE_CHARS = 4000
-_UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+_UUID4 = re.compile(UUID4_PATTERN)
 # Whole numbers from clients: ASCII digits only (str.isdigit takes '²', which int() refuses,
-# and int() reads other scripts' and fullwidth digits), at most 18 of them, so that int()
-# never reads thousands of digits and every value fits a 63-bit column.
-_DIGITS = re.compile(r"[0-9]{1,18}")
-LARGEST_INT = 10**18 - 1
+# and int() reads other scripts' and fullwidth digits), at most MAX_DIGITS of them.
+_DIGITS = re.compile(f"[0-9]{{1,{MAX_DIGITS}}}")
 # json.loads recurses once per level: a body of 60,000 brackets was a RecursionError (and, under a
 # raised recursion limit, could crash the worker). Nesting is measured first, without recursing;
 # no body of this API is nested more than three deep.
@@ -109,6 +121,11 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest("invalid_json", "The request body is not valid JSON.") from exc
 
 
+def is_uuid4(value: str) -> bool:
+    """A random UUID as uuid4_field gives it back: lower case."""
+    return bool(_UUID4.fullmatch(value)) and value == value.lower()
+
+
 def uuid4_field(value: object, name: str, *, required: bool = True) -> str | None:
     if value is None or value == "":
         if required:
@@ -119,13 +136,11 @@ def uuid4_field(value: object, name: str, *, required: bool = True) -> str | Non
     return value.lower()
 
 
-def session_id_param(request: Request) -> str:
-    values = request.query_params.getlist("session_id")
-    if len(values) > 1:
-        raise BadRequest("invalid_session_id", "session_id is given more than once.")
-    session_id = uuid4_field(values[0] if values else None, "session_id")
-    assert session_id is not None
-    return session_id
+def once(value: object, name: str) -> object:
+    """A query parameter that may be given once: a repeated one arrives as a list."""
+    if isinstance(value, list):
+        raise BadRequest(f"invalid_{name}", f"{name} is given more than once.")
+    return value
 
 
 # JSON's idea of white space (what a client's schema validator trims), not Python's wider one.
@@ -158,30 +173,68 @@ def message_text(value: object) -> str:
     return text
 
 
-def int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    value = ascii_int(raw, low=low, high=high)
+_HANDLE = re.compile(f"^{HANDLE_CHARS}{{1,{MAX_HANDLE_CHARS}}}$")
+
+
+def is_product_handle(value: object) -> bool:
+    return isinstance(value, str) and bool(_HANDLE.fullmatch(value))
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What a message says of the shopper's page: the product's handle (looked up later in
+    the shop's own catalog; nothing else is taken), and whether the chat is that product's
+    own conversation (the "Ask about this product" block set to one conversation a product)."""
+
+    product: str | None = None
+    product_conversation: bool = False
+
+
+def page_context(value: object) -> PageContext:
     if value is None:
-        raise BadRequest(f"invalid_{name}", f"{name} must be a whole number from {low} to {high}.")
+        return PageContext()
+    if not isinstance(value, dict):
+        raise BadRequest("invalid_context", 'context must be an object like {"product": "handle"}.')
+    product = value.get("product")
+    if product == "":
+        product = None
+    if product is not None and not is_product_handle(product):
+        raise BadRequest(
+            "invalid_context",
+            "context.product must be a product handle (letters, digits, -, _ or .).",
+        )
+    scope = value.get("conversation", "shop")
+    if scope not in ("shop", "product") or (scope == "product" and product is None):
+        raise BadRequest(
+            "invalid_context",
+            'context.conversation is "shop" or "product" (which needs context.product).',
+        )
+    return PageContext(product, scope == "product")
+
+
+def int_value(raw: object, name: str, limit: Limit) -> int:
+    """A query's whole number: its default when not given (or given empty)."""
+    if raw is None or raw == "":
+        return limit.default
+    value = ascii_int(raw, low=limit.low, high=limit.high) if isinstance(raw, str) else None
+    if value is None:
+        raise BadRequest(
+            f"invalid_{name}", f"{name} must be a whole number from {limit.low} to {limit.high}."
+        )
     return value
 
 
-# Dates a merchant filters by: the app's own years, so that date arithmetic on them (the end of
-# the `to` day) never leaves what datetime and the databases hold.
-EARLIEST_DATE = date(2000, 1, 1)
-LATEST_DATE = date(2100, 12, 31)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fromisoformat also reads 20261121
-_CUSTOMER_ID = re.compile(r"[0-9]{1,64}")  # Shopify's numeric ids; the column holds 64
+_CUSTOMER_ID = re.compile(f"[0-9]{{1,{MAX_CUSTOMER_ID_DIGITS}}}")
 
 
-def date_param(request: Request, name: str) -> date | None:
-    raw = request.query_params.get(name)
+def date_value(raw: object, name: str) -> date | None:
+    """A day a merchant filters by, from EARLIEST_DATE to LATEST_DATE."""
     if not raw:
         return None
+    text = raw if isinstance(raw, str) else ""
     try:
-        value = date.fromisoformat(raw) if _ISO_DATE.fullmatch(raw) else None
+        value = date.fromisoformat(text) if _ISO_DATE.fullmatch(text) else None
     except ValueError:
         value = None
     if value is None or not EARLIEST_DATE <= value <= LATEST_DATE:
@@ -196,21 +249,24 @@ def is_customer_id(value: str) -> bool:
     return bool(_CUSTOMER_ID.fullmatch(value))
 
 
-def customer_id_param(request: Request) -> str | None:
-    raw = request.query_params.get("customer_id") or None
-    if raw is not None and not is_customer_id(raw):
-        raise BadRequest("invalid_customer_id", "customer_id must be a number of 1 to 64 digits.")
+def customer_id_value(raw: object) -> str | None:
+    if not raw:
+        return None
+    if not isinstance(raw, str) or not is_customer_id(raw):
+        raise BadRequest(
+            "invalid_customer_id",
+            f"customer_id must be a number of 1 to {MAX_CUSTOMER_ID_DIGITS} digits.",
+        )
     return raw
 
 
-def last_event_param(request: Request) -> tuple[str, int] | None:
+def last_event_value(value: object) -> tuple[str, int] | None:
     """The message id and offset a resumed reply continues from: `Last-Event-ID` (or
     `last_event_id=`) is `<message id>:<offset>`, as this service sent it; any other form is
     refused."""
-    value = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if not value:
         return None
-    message_id, _, raw = value.rpartition(":")
+    message_id, _, raw = value.rpartition(":") if isinstance(value, str) else ("", "", "")
     offset = ascii_int(raw, low=0, high=LARGEST_INT)
     if offset is None or not _UUID4.fullmatch(message_id.lower()):
         raise BadRequest(

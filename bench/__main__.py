@@ -16,7 +16,20 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import history, search, stats, streaming, transcript, turns
+from bench import (
+    bus,
+    catalog_import,
+    catalog_search,
+    catalog_turns,
+    db_path,
+    history,
+    live,
+    search,
+    stats,
+    streaming,
+    transcript,
+    turns,
+)
 from bench.common import ADMIN_DSN, scratch_database
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -103,7 +116,85 @@ def _stream_capacity(figures: dict[str, object]) -> str:
     )
 
 
-BENCHMARKS = ("turns", "streaming", "history", "search", "stats", "transcript")
+# What the before-and-after table shows of each benchmark run with --before.
+COMPARED = {
+    "turns": ["service_turns_per_s", "baseline_turns_per_s", "ratio", "service_cpu_ms_per_turn"],
+    "history": ["p50_ms_10k", "p50_ms_1m", "p99_ms_1m", "ratio"],
+    "search": ["p50_ms_common_word", "p50_ms_rare_word", "p50_ms_no_match", "p99_ms_worst"],
+    "catalog_turns": ["service_turns_per_s", "baseline_turns_per_s", "ratio"],
+    "streaming": ["worker_cpu_us_per_event", "most_streams_within_target"],
+    "bus": ["p50_ms", "p99_ms", "publish_cpu_us_pooled"],
+    "live": ["fanout_p50_ms", "fanout_p99_ms", "idle_kib_per_stream", "heartbeat_cpu_us"],
+}
+
+
+def _before_and_after(results: dict[str, dict[str, object]]) -> list[str]:
+    compared = [name for name in results if isinstance(results[name].get("before"), dict)]
+    if not compared:
+        return []
+    rows = [
+        "## Before and after, in one run",
+        "",
+        "Run with `--before REV`: each benchmark first on a checkout of REV, then on this",
+        "commit, one after the other on the same machine.",
+        "",
+        "| benchmark | figure | before | after |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in compared:
+        before = results[name]["before"]
+        assert isinstance(before, dict)
+        for key in COMPARED.get(name, []):
+            rows.append(
+                f"| {name} | {key} | {before.get(key)} (`{before.get('commit')}`) "
+                f"| {results[name].get(key)} (`{results[name]['commit']}`) |"
+            )
+    return [*rows, ""]
+
+
+def _run_before(revision: str, chosen: list[str], quick: bool) -> dict[str, dict[str, object]]:
+    """The chosen benchmarks, run by a checkout of `revision` (its own bench/ and app/), with
+    this interpreter; their figures as that checkout wrote them."""
+    root = Path(__file__).resolve().parent.parent
+    checkout = Path(f"/tmp/bench-before-{revision}")
+    if not checkout.exists():
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", str(checkout), revision],
+            check=True,
+        )
+    known = subprocess.run(
+        [sys.executable, "-c", "from bench.__main__ import BENCHMARKS; print(*BENCHMARKS)"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    chosen = [name for name in chosen if name in known]  # a benchmark it had already
+    if not chosen:
+        return {}
+    subprocess.run(
+        [sys.executable, "-m", "bench", *(["--quick"] if quick else []), *chosen],
+        cwd=checkout,
+        check=True,
+    )
+    figures = _previous_of(checkout / "bench" / "RESULTS.md")
+    return {name: figures[name] for name in chosen if name in figures}
+
+
+BENCHMARKS = (
+    "turns",
+    "streaming",
+    "history",
+    "search",
+    "stats",
+    "transcript",
+    "catalog",
+    "catalog_search",
+    "catalog_turns",
+    "db_path",
+    "bus",
+    "live",
+)
 
 
 def _run(name: str, quick: bool) -> dict[str, object]:
@@ -118,15 +209,31 @@ def _run(name: str, quick: bool) -> dict[str, object]:
             return search.run(url, requests=30 if quick else 100)
         if name == "stats":
             return stats.run(url, requests=10 if quick else 50)
+        if name == "catalog":
+            return catalog_import.run(url, products=20_000 if quick else 100_000)
+        if name == "catalog_search":
+            return catalog_search.run(url, rounds=10 if quick else 30)
+        if name == "catalog_turns":
+            return catalog_turns.run(url, rounds=2 if quick else 5)
+        if name == "db_path":
+            return db_path.run(url, rounds=3 if quick else 7)
+        if name == "bus":
+            return bus.run(url, notices=1_000 if quick else 3_000, rounds=3 if quick else 5)
+        if name == "live":
+            return live.run(url, replies=100 if quick else 300, rounds=1 if quick else 3)
         return transcript.run(url, requests=30 if quick else 100)
 
 
 def _previous() -> dict[str, dict[str, object]]:
     """The figures of the last run, each with the commit it ran on: a run of some benchmarks
     keeps the others' figures."""
-    if not RESULTS.exists():
+    return _previous_of(RESULTS)
+
+
+def _previous_of(results: Path) -> dict[str, dict[str, object]]:
+    if not results.exists():
         return {}
-    text = RESULTS.read_text()
+    text = results.read_text()
     raw = re.search(r"```json\n(.*?)\n```", text, re.S)
     if raw is None:
         return {}
@@ -158,6 +265,11 @@ def _machines(results: dict[str, dict[str, object]]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller loads")
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="run the chosen benchmarks on a checkout of REV first, and show both",
+    )
     parser.add_argument("names", nargs="*", help=f"which to run: {', '.join(BENCHMARKS)} (all)")
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
@@ -171,6 +283,8 @@ def main() -> int:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
+    compared = [name for name in chosen if name in COMPARED]
+    before = _run_before(args.before, compared, args.quick) if args.before and compared else {}
     machine, loop = _machine(), _loop_seconds()
     for name in chosen:
         results[name] = {
@@ -179,6 +293,8 @@ def main() -> int:
             "machine": machine,
             "loop_s": loop,
         }
+        if name in before:
+            results[name]["before"] = before[name]
         print(name, results[name], flush=True)
     how = f"`python -m bench {' '.join(chosen)}`" if args.names else "`make bench`"
     lines = [
@@ -249,7 +365,88 @@ def main() -> int:
                 "p99_ms_middle_page",
             ],
         ),
+        _row(
+            "7. Catalog import by bulk operation, 100,000 products",
+            results["catalog"],
+            [
+                "products",
+                "jsonl_mib",
+                "seconds",
+                "products_per_s",
+                "peak_rss_mib",
+                "rss_growth_mib",
+            ],
+        ),
+        _row(
+            "8. Catalog search (search_products called directly)",
+            results["catalog_search"],
+            [
+                "p50_ms_10k",
+                "p50_ms_100k",
+                "p99_ms_100k",
+                "p50_ms_1k_of_100_shops",
+                "index_rows_of_100_shops",
+                "sweaters_in_all_shops",
+            ],
+        ),
+        _row(
+            "9. Turn throughput, every turn searching 10,000 products",
+            results["catalog_turns"],
+            [
+                "service_turns_per_s",
+                "baseline_turns_per_s",
+                "ratio",
+                "service_cpu_ms_per_turn",
+                "baseline_cpu_ms_per_turn",
+            ],
+        ),
+        _row(
+            "10. The way to PostgreSQL, CPU per statement and checkout (µs)",
+            results["db_path"],
+            [
+                "sqlalchemy_us_per_statement",
+                "hot_path_us_per_statement",
+                "plain_asyncpg_us_per_statement",
+                "ratio_to_sqlalchemy",
+                "ratio_to_plain",
+                "sqlalchemy_pool_us_per_checkout",
+                "held_us_per_checkout",
+                "asyncpg_pool_us_per_checkout",
+            ],
+        ),
+        _row(
+            "11. The bus on PostgreSQL, publish to delivery between two workers, "
+            "1,000 subscriptions",
+            results["bus"],
+            [
+                "notices",
+                "p50_ms",
+                "p99_ms",
+                "max_ms",
+                "resyncs",
+                "publish_cpu_us_pooled",
+                "publish_cpu_us_dedicated",
+                "publish_wall_us_pooled",
+                "publish_wall_us_dedicated",
+            ],
+        ),
+        _row(
+            "12. Live conversations on PostgreSQL, two workers: a team reply on A to a "
+            "stream on B among 1,000, idle streams, heartbeats",
+            results["live"],
+            [
+                "fanout_p50_ms",
+                "fanout_p99_ms",
+                "fanout_max_ms",
+                "missed",
+                "idle_kib_per_stream",
+                "heartbeat_cpu_us",
+                "heartbeats_per_s",
+                "core_share_at_5000_shoppers",
+            ],
+        ),
         "",
+        *_before_and_after(results),
         "## Streaming, level by level",
         "",
         "Each level opens its streams 4 ms apart; the minimal relay (bench/relay_baseline.py: no",
@@ -266,7 +463,7 @@ def main() -> int:
         "## Raw figures",
         "",
         "```json",
-        json.dumps(results, indent=2, default=str),
+        json.dumps(results, indent=2, default=str, ensure_ascii=False),
         "```",
         "",
     ]

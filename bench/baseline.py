@@ -43,12 +43,9 @@ def sse(event: str, data: dict[str, str]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def turn(request: Request) -> Response:
-    shop = verified_shop(request.url.query)
-    if shop is None:
-        return JSONResponse({"error": {"code": "invalid_signature", "message": "bad"}}, 401)
-    body = json.loads(await request.body())
-    session_id, text = body["session_id"], body["message"].strip()
+async def open_turn(shop: str, session_id: str, text: str) -> tuple[int, int]:
+    """The conversation (on a first message), the shopper's message and the empty reply:
+    the shop's id and the reply's."""
     async with pool.acquire() as connection, connection.transaction():
         shop_id = await connection.fetchval(
             "SELECT id FROM shops WHERE domain = $1 AND installed", shop
@@ -78,6 +75,15 @@ async def turn(request: Request) -> Response:
             conversation,
             user,
         )
+    return int(shop_id), int(reply)
+
+
+async def turn(request: Request) -> Response:
+    shop = verified_shop(request.url.query)
+    if shop is None:
+        return JSONResponse({"error": {"code": "invalid_signature", "message": "bad"}}, 401)
+    body = json.loads(await request.body())
+    _, reply = await open_turn(shop, body["session_id"], body["message"].strip())
 
     async def events() -> AsyncIterator[bytes]:
         yield sse("start", {"assistant_message_id": str(reply)})

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from bench.common import SECRET, HTTPClient, Server, app_env, median, plain_dsn, signed_query
 
@@ -34,7 +35,13 @@ async def _one_turn(client: HTTPClient, path: str) -> bool:
     return "event: done" in lines
 
 
-async def _run(server: Server, path: str, seconds: float, concurrency: int) -> tuple[float, float]:
+async def _run(
+    server: Server,
+    path: str,
+    seconds: float,
+    concurrency: int,
+    one_turn: Callable[[HTTPClient, str], Awaitable[bool]] = _one_turn,
+) -> tuple[float, float]:
     """Turns completed per second, with `concurrency` shoppers sending one turn after another
     (each on its own keep-alive connection), and the server's CPU milliseconds per turn."""
     count = 0
@@ -45,7 +52,7 @@ async def _run(server: Server, path: str, seconds: float, concurrency: int) -> t
         nonlocal count, failures
         async with HTTPClient(server.url) as client:
             while time.perf_counter() < deadline:
-                if await _one_turn(client, path):
+                if await one_turn(client, path):
                     count += 1
                 else:
                     failures += 1

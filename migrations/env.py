@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables)
 from app.db import create_engine
+from app.models.catalog import SQLITE_SEARCH_TABLES
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -31,7 +32,12 @@ def _url() -> str:
 
 def _include(object_: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Objects the models mark PostgreSQL-only (info={"postgresql_only": True}) exist only
-    there; elsewhere autogenerate and `alembic check` leave them out."""
+    there; elsewhere autogenerate and `alembic check` leave them out. SQLite's FTS5 tables
+    exist only there and in no model."""
+    if type_ == "table" and reflected and compare_to is None:
+        # SQLite's FTS5 search tables are not models (app/models/catalog.py says why).
+        if name and name.startswith(SQLITE_SEARCH_TABLES):
+            return False
     info = getattr(object_, "info", None) or {}
     return not (info.get("postgresql_only") and context.get_bind().dialect.name != "postgresql")
 

@@ -76,6 +76,9 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         rate_limit_ip=1_000_000,
         rate_limit_session=1_000,
         rate_limit_shop=1_000_000,
+        # Live streams end soon, so a fuzzed or forgotten one does not hold a test up, and the
+        # widget's reconnection runs in every browser test that holds one.
+        live_stream_seconds=3.0,
     )
     return base.with_overrides(**overrides)
 
@@ -108,6 +111,7 @@ def admin() -> Iterator[tuple[FakeShopify, LiveServer]]:
     """A fake Shopify admin on loopback (OAuth, token exchange and refresh, GraphQL)."""
     fake = FakeShopify()
     live = serve(fake.app, timeout_graceful_shutdown=1)
+    fake.catalogs.base_url = live.url + "/"
     yield fake, live
     live.stop()
 
@@ -117,6 +121,7 @@ def fake(admin: tuple[FakeShopify, LiveServer]) -> Iterator[FakeShopify]:
     fake, _ = admin
     fake.refuse, fake.expires_in = False, 86400
     fake.requests.clear()
+    fake.catalogs.reset()
     yield fake
 
 

@@ -93,7 +93,7 @@ async def make_shop(
 
 
 async def shop_id_of(db: Database, domain: str) -> int:
-    async with db.autocommit() as connection:
+    async with db.transaction() as connection:
         shop = await repo.get_shop(connection, domain=domain)
     assert shop is not None and shop.id is not None
     return shop.id
@@ -204,20 +204,34 @@ class ProxyClient:
 
     @asynccontextmanager
     async def open_turn(
-        self, session_id: str, message: str, client_message_id: str | None = None, **kwargs: Any
+        self,
+        session_id: str,
+        message: str,
+        client_message_id: str | None = None,
+        context: Any = None,
+        **kwargs: Any,
     ) -> AsyncIterator[httpx.Response]:
-        body = {"session_id": session_id, "message": message}
+        body: dict[str, Any] = {"session_id": session_id, "message": message}
         if client_message_id:
             body["client_message_id"] = client_message_id
+        if context is not None:
+            body["context"] = context
         async with self.http.stream(
             "POST", self.url("/proxy/messages", **kwargs), json=body
         ) as response:
             yield response
 
     async def send(
-        self, session_id: str, message: str, client_message_id: str | None = None, **kwargs: Any
+        self,
+        session_id: str,
+        message: str,
+        client_message_id: str | None = None,
+        context: Any = None,
+        **kwargs: Any,
     ) -> Turn:
-        async with self.open_turn(session_id, message, client_message_id, **kwargs) as response:
+        async with self.open_turn(
+            session_id, message, client_message_id, context, **kwargs
+        ) as response:
             return await read_turn(response)
 
     async def resume(
@@ -329,3 +343,53 @@ class AdminClient:
 
     async def delete(self, path: str) -> httpx.Response:
         return await self.http.delete(path, headers=self.headers())
+
+
+class DirectClient:
+    """The widget streaming from the app's own host: a ticket from the proxy, then /direct."""
+
+    def __init__(self, proxy: ProxyClient) -> None:
+        self.proxy = proxy
+        self.http = proxy.http
+
+    async def ticket(self, session_id: str) -> str:
+        response = await self.proxy.post("/proxy/sessions/ticket", {"session_id": session_id})
+        assert response.status_code == 200, response.text
+        return str(response.json()["ticket"])
+
+    async def send(
+        self,
+        session_id: str,
+        message: str,
+        client_message_id: str | None = None,
+        *,
+        ticket: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Turn:
+        body: dict[str, Any] = {"session_id": session_id, "message": message}
+        if client_message_id:
+            body["client_message_id"] = client_message_id
+        ticket = ticket if ticket is not None else await self.ticket(session_id)
+        sent = {"X-Chat-Ticket": ticket, **(headers or {})}
+        async with self.http.stream("POST", "/direct/messages", json=body, headers=sent) as r:
+            return await read_turn(r)
+
+    async def resume(
+        self,
+        session_id: str,
+        message_id: str,
+        last_event_id: str | None = None,
+        *,
+        ticket: str | None = None,
+        in_url: bool = False,
+    ) -> Turn:
+        ticket = ticket if ticket is not None else await self.ticket(session_id)
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        params = {"session_id": session_id}
+        if in_url:
+            params["ticket"] = ticket
+        else:
+            headers["X-Chat-Ticket"] = ticket
+        url = f"/direct/messages/{message_id}/stream"
+        async with self.http.stream("GET", url, params=params, headers=headers) as response:
+            return await read_turn(response)

@@ -1,4 +1,5 @@
-"""A fake Shopify admin on loopback: OAuth authorize and access_token, token exchange, GraphQL."""
+"""A fake Shopify admin on loopback: OAuth authorize and access_token, token exchange, GraphQL,
+and a shop's catalog as an import reads it (pages, a bulk operation and its JSONL file)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tests.factories import TEST_API_KEY, TEST_API_SECRET
+from tests.fake_catalog import FakeCatalogs
 
 
 def sign_oauth(params: dict[str, str], secret: str = TEST_API_SECRET) -> str:
@@ -38,11 +40,13 @@ class FakeShopify:
         self.refuse = False
         self.expires_in = 86400
         self.metafields: dict[str, dict[str, str]] = {}
+        self.catalogs = FakeCatalogs()
         self.app = Starlette(
             routes=[
                 Route("/admin/oauth/authorize", self.authorize, methods=["GET"]),
                 Route("/admin/oauth/access_token", self.access_token, methods=["POST"]),
                 Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"]),
+                Route("/bulk/{operation}.jsonl", self.catalogs.result_file, methods=["GET"]),
             ]
         )
 
@@ -107,6 +111,11 @@ class FakeShopify:
         if self.tokens.get(token) != shop:
             return JSONResponse({"errors": "Invalid API key or access token"}, status_code=401)
         query = body.get("query", "")
+        answer = self.catalogs.answer(
+            shop, query, body.get("variables") or {}, str(request.base_url)
+        )
+        if answer is not None:
+            return answer
         if "currentAppInstallation" in query:
             return JSONResponse(
                 {"data": {"currentAppInstallation": {"id": "gid://shopify/AppInstallation/1"}}}

@@ -25,6 +25,9 @@ class FakeUpstream:
         self.tokens = list(TOKENS)
         self.delay = 0.01
         self.requests: list[dict[str, Any]] = []
+        # Answers to come that call tools: each a list of (name, arguments JSON text), sent as
+        # the real APIs stream them (the arguments a few characters per event).
+        self.tool_steps: list[list[tuple[str, str]]] = []
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self.openai, methods=["POST"]),
@@ -87,6 +90,20 @@ class FakeUpstream:
 
         frames = [chunk({"role": "assistant", "content": ""})]
         prefix = len(frames)
+        if self.tool_steps:
+            for index, (name, arguments) in enumerate(self.tool_steps.pop(0)):
+                start = {"id": f"call_{index}", "type": "function"}
+                function = {"name": name, "arguments": ""}
+                frames.append(
+                    chunk({"tool_calls": [{"index": index, **start, "function": function}]})
+                )
+                for piece in _pieces(arguments):
+                    delta = {"index": index, "function": {"arguments": piece}}
+                    frames.append(chunk({"tool_calls": [delta]}))
+            closing = [chunk({}, "tool_calls"), b"data: [DONE]\n\n"]
+            return StreamingResponse(
+                self._body(frames, closing, prefix), media_type="text/event-stream"
+            )
         frames += [chunk({"content": token}) for token in self.tokens]
         closing = [chunk({}, "stop"), b"data: [DONE]\n\n"]
         return StreamingResponse(
@@ -130,6 +147,8 @@ class FakeUpstream:
             event("ping", {"type": "ping"}),
         ]
         prefix = len(frames)
+        if self.tool_steps:
+            return self._anthropic_tools(frames[:1], event)
         frames += [
             event(
                 "content_block_delta",
@@ -166,3 +185,41 @@ class FakeUpstream:
         return StreamingResponse(
             self._body(frames, closing, prefix), media_type="text/event-stream"
         )
+
+    def _anthropic_tools(self, frames: list[bytes], event: Any) -> Response:
+        for index, (name, arguments) in enumerate(self.tool_steps.pop(0)):
+            block = {"type": "tool_use", "id": f"toolu_{index}", "name": name, "input": {}}
+            frames.append(
+                event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                )
+            )
+            for piece in _pieces(arguments):
+                delta = {"type": "input_json_delta", "partial_json": piece}
+                frames.append(
+                    event(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index, "delta": delta},
+                    )
+                )
+            frames.append(
+                event("content_block_stop", {"type": "content_block_stop", "index": index})
+            )
+        closing = [
+            event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                    "usage": {"output_tokens": 20},
+                },
+            ),
+            event("message_stop", {"type": "message_stop"}),
+        ]
+        return StreamingResponse(self._body(frames, closing, 0), media_type="text/event-stream")
+
+
+def _pieces(text: str, size: int = 4) -> list[str]:
+    """A tool call's arguments as models stream them: a few characters at a time."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]

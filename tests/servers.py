@@ -34,15 +34,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 def serve(
     app: Any,
     *,
     timeout_graceful_shutdown: float = 5,
     http: type[asyncio.Protocol] | str = "auto",
+    sock: socket.socket | None = None,
 ) -> LiveServer:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
@@ -68,3 +74,13 @@ def start_app_server(
 ) -> LiveServer:
     """The app as production serves it: with the server's limits (app/server.py)."""
     return serve(create_app(settings), http=http)
+
+
+def start_storefront_server(settings: Settings) -> LiveServer:
+    """The app with its local storefront at its own URL, as `make dev` runs it: the demo
+    catalog's links and pictures (imported at start from the fake admin on the app's URL)
+    are this server's."""
+    sock = bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = create_app(settings.with_overrides(shopify_app_url=url))
+    return serve(app, http=BoundedHttpProtocol, sock=sock)

@@ -42,7 +42,9 @@ async def _conversation_id(db: Database, shop: str, session_id: str) -> str:
         from app import repo
 
         installed = await repo.get_shop(session, domain=shop)
-        found = await repo.get_conversation(session, shop_id=installed.id, session_id=session_id)
+        found = await repo.session_conversation(
+            session, shop_id=installed.id, session_id=session_id
+        )
     return found.public_id
 
 

@@ -9,10 +9,12 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlmodel import col
 
 from app import repo
 from app.db import Database
-from app.models import aware, utcnow
+from app.models import Shop, aware, utcnow
 from app.shopify import Shopify, ShopifyAuthError, verify_oauth_query
 from tests.factories import (
     TEST_API_KEY,
@@ -25,6 +27,7 @@ from tests.factories import (
 )
 from tests.fake_shopify import FakeShopify, signed_oauth_query
 from tests.servers import LiveServer
+from tests.test_webhooks import eventually
 
 APP_URL = "https://chat.example.com"
 
@@ -343,6 +346,17 @@ async def test_failed_token_exchange_is_403(app_server: LiveServer, fake: FakeSh
     assert response.json()["error"]["code"] == "install_incomplete"
 
 
+async def _catalog_imported(db: Database, shop: str) -> None:
+    async def ended() -> bool:
+        async with db.session() as session:
+            stored = await repo.get_shop(session, domain=shop)
+            assert stored is not None and stored.id is not None
+            catalog = await repo.catalog_of(session, shop_id=stored.id)
+        return catalog is not None and catalog.status in ("finished", "failed")
+
+    await eventually(ended)
+
+
 async def test_token_is_refreshed_before_it_expires(
     app_server: LiveServer,
     admin: tuple[FakeShopify, LiveServer],
@@ -350,11 +364,18 @@ async def test_token_is_refreshed_before_it_expires(
     db: Database,
 ) -> None:
     shop = new_shop_domain()
-    fake.expires_in = 30  # inside the one-minute margin: due for a refresh on first use
     await _install(app_server, admin[1].url, shop)
+    await _catalog_imported(db, shop)  # the install's import, which uses the token too
     async with db.session() as session:
-        first = server_cipher().decrypt((await repo.get_shop(session, domain=shop)).access_token)
-    fake.expires_in = 86400
+        installed = await repo.get_shop(session, domain=shop)
+        first = server_cipher().decrypt(installed.access_token)
+        # Inside the one-minute margin: due for a refresh on first use.
+        await session.execute(
+            sa.update(Shop)
+            .where(col(Shop.id) == installed.id)
+            .values(access_token_expires_at=utcnow() + timedelta(seconds=30))
+        )
+    fake.requests.clear()
     async with AdminClient(app_server.url, shop) as merchant:
         saved = await merchant.put("/api/admin/settings", {"greeting": "Welcome to our shop!"})
     assert saved.status_code == 200

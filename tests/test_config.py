@@ -69,6 +69,9 @@ def test_development_runs_without_secrets() -> None:
     settings = load_settings({"APP_ENV": "development"})
     assert settings.development
     assert settings.shopify_api_secret
+    assert settings.dev_catalog_import == "pages"
+    bulk = load_settings({"APP_ENV": "development", "DEV_CATALOG_IMPORT": "Bulk"})
+    assert bulk.dev_catalog_import == "bulk"
 
 
 @pytest.mark.parametrize(
@@ -77,6 +80,7 @@ def test_development_runs_without_secrets() -> None:
         ({"APP_ENV": "staging"}, "APP_ENV"),
         ({"APP_ENV": "development", "AI_PROVIDER": "gpt"}, "AI_PROVIDER"),
         ({"APP_ENV": "development", "AI_TIMEOUT": "soon"}, "AI_TIMEOUT"),
+        ({"APP_ENV": "development", "DEV_CATALOG_IMPORT": "seed"}, "DEV_CATALOG_IMPORT"),
     ],
 )
 def test_bad_values_are_named(env: dict, named: str) -> None:

@@ -8,22 +8,32 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from itsdangerous import URLSafeTimedSerializer
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy.pool import NullPool
+from sqlmodel import col
 
 from app import repo
 from app.db import Database
-from app.demo import DEMO_SHOP
-from tests.factories import ProxyClient, add_messages, messages_of, new_id, session_token
+from app.dev.demo import DEMO_SHOP, ensure_demo_shop
+from app.models import Catalog, Shop
+from tests.factories import (
+    ProxyClient,
+    add_messages,
+    messages_of,
+    new_id,
+    server_cipher,
+    session_token,
+)
 from tests.servers import LiveServer
 from tests.test_widget import Shopper, run
 
@@ -303,7 +313,9 @@ def test_delete_asks_first_then_removes_the_conversation(
             async with db.session() as session:
                 shop = await repo.get_shop(session, domain=DEMO_SHOP)
                 assert shop is not None and shop.id is not None
-                found = await repo.get_conversation(session, shop_id=shop.id, session_id=session_id)
+                found = await repo.session_conversation(
+                    session, shop_id=shop.id, session_id=session_id
+                )
             return found, len(await messages_of(db, DEMO_SHOP, session_id))
         finally:
             await db.dispose()
@@ -339,6 +351,10 @@ def test_settings_change_what_shoppers_see(
         expect(row.locator("[name=question]")).to_be_focused()
         row.locator("[name=question]").fill("Do you engrave monograms?")
         row.locator("[name=answer]").fill(answer)
+        expect(page.locator("[name=direct_streams] option").first).to_have_text(
+            f"The app's default ({original['defaults']['direct_streams']})"
+        )
+        page.select_option("[name=direct_streams]", "always")
         page.click(SAVE)
         expect(page.locator(".toast")).to_contain_text("Settings saved")
         expect(page.locator("[data-error]")).to_be_hidden()
@@ -348,10 +364,12 @@ def test_settings_change_what_shoppers_see(
         expect(page.locator("[name=greeting]")).to_have_value(greeting)
         expect(page.locator("[name=accent_color]")).to_have_value("#b0306a")
         expect(page.locator(".faq__row")).to_have_count(len(original["faq"]) + 1)
+        expect(page.locator("[name=direct_streams]")).to_have_value("always")
 
         shopper = Shopper(context.new_page(), server).visit()
         widget = shopper.page.locator("chat-widget")
         expect(widget).to_have_attribute("style", re.compile(r"--scw-accent:\s*#b0306a"))
+        expect(widget).to_have_attribute("data-direct-mode", "always")
         launcher = shopper.page.locator(".scw__launcher")
         expect(launcher).to_have_css("background-color", "rgb(176, 48, 106)")
         shopper.open()
@@ -361,7 +379,15 @@ def test_settings_change_what_shoppers_see(
         assert shopper.texts("assistant") == [answer]
         shopper.page.screenshot(path=str(artifacts_dir / "dashboard-storefront-after-1280.png"))
     finally:
-        keys = ("greeting", "accent_color", "system_prompt", "ai_provider", "ai_model", "faq")
+        keys = (
+            "greeting",
+            "accent_color",
+            "system_prompt",
+            "ai_provider",
+            "ai_model",
+            "faq",
+            "direct_streams",
+        )
         admin_call(server, "PUT", "/api/admin/settings", {key: original[key] for key in keys})
     restored = admin_call(server, "GET", "/api/admin/settings")
     assert restored["faq"] == original["faq"] and restored["greeting"] == original["greeting"]
@@ -472,3 +498,82 @@ async def test_dev_login_reads_no_body_over_64_kib(server: LiveServer) -> None:
         response = await client.post("/dev/login", data={"shop": DEMO_SHOP, "x": "y" * 70_000})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
+
+
+def test_the_catalog_card_shows_the_import_its_progress_and_its_failure(
+    context: BrowserContext, server: LiveServer, database_url: str, artifacts_dir: Path
+) -> None:
+    async def set_catalog(**values: Any) -> None:
+        database = Database(database_url, poolclass=NullPool)
+        try:
+            async with database.session() as session:
+                shop = await repo.get_shop(session, domain=DEMO_SHOP)
+                assert shop is not None and shop.id is not None
+                if values:
+                    await session.execute(
+                        sa.update(Catalog).where(col(Catalog.shop_id) == shop.id).values(**values)
+                    )
+                else:
+                    await repo.drop_catalog(session, shop_id=shop.id)
+        finally:
+            await database.dispose()
+
+    async def demo_token(present: bool) -> None:
+        """The demo shop's token for its fake admin: without it, an import fails."""
+        database = Database(database_url, poolclass=NullPool)
+        try:
+            if present:
+                await ensure_demo_shop(database, server_cipher())
+            else:
+                async with database.session() as session:
+                    await session.execute(
+                        sa.update(Shop)
+                        .where(col(Shop.domain) == DEMO_SHOP)
+                        .values(access_token=None)
+                    )
+        finally:
+            await database.dispose()
+
+    page = context.new_page()
+    log_in(page, server)
+    run(set_catalog())
+    run(demo_token(present=False))
+    page.goto(f"{server.url}/stats")
+    card = page.locator("[data-catalog]")
+    expect(card.locator("[data-catalog-count]")).to_have_text("0")
+    expect(card.locator("[data-catalog-state]")).to_have_text("Not synced yet.")
+    button = card.locator("[data-catalog-sync]")
+    expect(button).to_have_text("Sync catalog")
+
+    # Without the demo shop's token the import fails, and says what to do.
+    button.click()
+    expect(card.locator("[data-catalog-error]")).to_contain_text(
+        "The last import failed: The app has no working access to your shop"
+    )
+    expect(button).to_have_text("Retry")
+    expect(button).to_be_enabled()
+    card.screenshot(path=str(artifacts_dir / "dashboard-catalog-failed.png"))
+
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    run(
+        set_catalog(
+            status="running",
+            error=None,
+            products_done=1234,
+            products_total=5000,
+            finished_at=yesterday,
+            lease_until=datetime.now(UTC) + timedelta(hours=1),  # no worker takes it over
+        )
+    )
+    page.reload()
+    expect(card.locator("[data-catalog-state]")).to_contain_text(
+        "Importing 1,234 of 5,000 products"
+    )
+    expect(card.locator("[data-catalog-state]")).to_contain_text("Last synced")
+    expect(card.locator("[data-catalog-error]")).to_be_hidden()
+    expect(button).to_be_disabled()
+    page.screenshot(
+        path=str(artifacts_dir / "dashboard-catalog-importing-1280.png"), full_page=True
+    )
+    run(set_catalog())
+    run(demo_token(present=True))

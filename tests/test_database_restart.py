@@ -607,7 +607,7 @@ async def _exercise(
     # The database: every accepted message saved exactly once, no reply left streaming.
     deadline = time.monotonic() + STALE_AFTER * 3
     while True:
-        async with db.autocommit() as connection:
+        async with db.transaction() as connection:
             streaming = (
                 await connection.execute(
                     sa.text("SELECT count(*) FROM messages WHERE status = 'streaming'")
@@ -617,7 +617,7 @@ async def _exercise(
             break
         await asyncio.sleep(0.5)
     assert streaming == 0, f"{streaming} replies are still `streaming`\n{context}"
-    async with db.autocommit() as connection:
+    async with db.transaction() as connection:
         rows = (
             await connection.execute(
                 sa.text(

@@ -32,7 +32,8 @@ from starlette.routing import Mount, Route
 from app.db import Database
 from app.main import create_app
 from app.openapi import DOCUMENT, ERROR_CODES
-from app.shopify import sign_proxy_query
+from app.shopify import ProxyIdentity, sign_proxy_query
+from app.tickets import Tickets
 from tests.conftest import make_settings
 from tests.factories import TEST_API_SECRET, ProxyClient, make_shop, new_id, session_token
 from tests.fake_shopify import sign_oauth
@@ -106,6 +107,9 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     documented: set[int] = field(default_factory=lambda: set(ERRORS))
     html_errors: bool = False  # a form page that shows its error on the page
+    # "api": {"error": {"code", "message"}}; "shopify": {"status", "message", "description"},
+    # the Ajax Cart API's own shape, which the local storefront's cart answers in.
+    error_shape: str = "api"
     label: str = ""
 
     @property
@@ -122,6 +126,8 @@ REQUIRED = {
     "message": "hello",
     "message_id": "{reply}",
     "conversation_id": "{conversation}",
+    "email": "shopper@example.com",
+    "display_name": "Alex",
 }
 # What a nested field is walked inside of.
 NESTED = {"faq": [{"question": "Do you ship?", "answer": "Yes."}]}
@@ -161,6 +167,7 @@ def _with_empty(schema: dict[str, Any], allowed: bool) -> dict[str, Any]:
 
 def _api_endpoint(path: str, method: str, operation: dict[str, Any]) -> Endpoint:
     proxy = operation["security"] == [{"appProxy": []}]
+    ticket = operation["security"] == [{"chatTicket": []}]
     params = [
         Param(p["in"], p["name"], _with_empty(p["schema"], p.get("allowEmptyValue", False)))
         for p in operation.get("parameters", [])
@@ -168,7 +175,7 @@ def _api_endpoint(path: str, method: str, operation: dict[str, Any]) -> Endpoint
     endpoint = Endpoint(
         method.upper(),
         path,
-        "proxy" if proxy else "admin",
+        "proxy" if proxy else "ticket" if ticket else "admin",
         params,
         query={
             p["name"]: REQUIRED[p["name"]]
@@ -182,17 +189,41 @@ def _api_endpoint(path: str, method: str, operation: dict[str, Any]) -> Endpoint
         schema = operation["requestBody"]["content"]["application/json"]["schema"]
         required = _resolve(schema).get("required", [])
         endpoint.body = {name: REQUIRED[name] for name in required}
-        if path in ("/proxy/messages", "/proxy/sessions/end"):
+        if path in (
+            "/proxy/messages",
+            "/proxy/sessions/end",
+            "/proxy/sessions/handover",
+            "/proxy/sessions/contact",
+            "/direct/messages",
+        ):
             endpoint.body["session_id"] = "{fresh}"  # each turn, each ending a session of its own
         endpoint.body_schema = schema
         endpoint.params += _body_params(schema)
     if proxy and (method, path) in IDENTITY_WALKED_ON:
         endpoint.params += PROXY_IDENTITY
+    elif ticket:
+        endpoint.params.append(Param("header", "X-Chat-Ticket", REFUSE))
     elif not proxy:
         endpoint.params.append(Param("header", "Authorization", REFUSE, "Bearer "))
     if (method, path) == ("post", "/proxy/messages"):
         endpoint.params.append(Param("header", "X-Forwarded-For", REFUSE))
+    if (method, path) == ("post", "/direct/messages"):
+        # Reached without Shopify's proxy: at PROXY_HOPS=1 the shopper is the connection's
+        # own address, and no X-Forwarded-For entry is read (any value is one to accept).
+        endpoint.params.append(Param("header", "X-Forwarded-For", ANY))
     return endpoint
+
+
+def _ticket(world: World, query: dict[str, Any], content: bytes | None) -> str:
+    """A ticket for the session the request names (the walk's own when it names none)."""
+    session: Any = query.get("session_id")
+    try:
+        session = json.loads(content or b"{}").get("session_id", session)
+    except (ValueError, AttributeError, RecursionError):
+        pass
+    if not isinstance(session, str) or not re.fullmatch(UUID4["pattern"], session):
+        session = world.session
+    return Tickets(TEST_API_SECRET).issue(ProxyIdentity(world.shop, None), session).ticket
 
 
 OAUTH = [
@@ -202,6 +233,36 @@ OAUTH = [
 ]
 SIGNED_IN = Param("header", "Cookie", REFUSE, "scw_dev_merchant=")  # a dev login that is not one
 REQUEST_ID = Param("header", "X-Request-Id", ANY)
+
+# What /cart/add.js takes (app/dev/cart_routes.py): variants by id, each quantity within bounds.
+CART_ID = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    ]
+}
+CART_ADD = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100,
+            "items": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": CART_ID,
+                    "quantity": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                },
+            },
+        },
+        "sections": {},
+        "sections_url": {},
+    },
+}
+MERINO_M = 49_100_000_000_105  # the demo catalog's Merino Crew Sweater, M / Navy, in stock
 
 PAGES = [
     Endpoint("GET", "/healthz", "none", [REQUEST_ID]),
@@ -241,6 +302,7 @@ PAGES = [
     ),
     Endpoint("GET", "/stats", "dev", [SIGNED_IN]),
     Endpoint("GET", "/settings", "dev", [SIGNED_IN]),
+    Endpoint("GET", "/inbox", "dev", [SIGNED_IN]),
     Endpoint("GET", "/dev/login", "none", [REQUEST_ID]),
     Endpoint(
         "POST",
@@ -259,6 +321,49 @@ PAGES = [
         path_values={"path": "dashboard.css"},
     ),
     Endpoint("GET", "/storefront", "none", [Param("query", "locale", ANY)]),
+    Endpoint("GET", "/storefront/collections/all", "none", [Param("query", "locale", ANY)]),
+    Endpoint(
+        "GET",
+        "/storefront/products/{handle}",
+        "none",
+        [Param("path", "handle", ANY), Param("query", "locale", ANY)],
+        path_values={"handle": "merino-crew-sweater"},
+        html_errors=True,
+    ),
+    Endpoint(
+        "GET",
+        "/storefront/policies/{slug}",
+        "none",
+        [Param("path", "slug", ANY)],
+        path_values={"slug": "refund-policy"},
+        html_errors=True,
+    ),
+    Endpoint("GET", "/storefront/cart", "none", [Param("header", "Cookie", ANY, "cart=")]),
+    Endpoint(
+        "GET",
+        "/storefront/images/{handle}.svg",
+        "none",
+        [Param("path", "handle", ANY)],
+        path_values={"handle": "merino-crew-sweater"},
+    ),
+    Endpoint(
+        "POST",
+        "/cart/add.js",
+        "none",
+        [*_body_params(CART_ADD), Param("header", "Cookie", ANY, "cart=")],
+        body={"items": [{"id": MERINO_M, "quantity": 1}], "sections": "cart-icon-bubble"},
+        body_schema=CART_ADD,
+        headers={"Content-Type": "application/json"},
+        documented={400, 408, 413, 422},
+        error_shape="shopify",
+    ),
+    Endpoint(
+        "GET",
+        "/cart.js",
+        "none",
+        [Param("header", "Cookie", ANY, "cart=")],
+        error_shape="shopify",
+    ),
     Endpoint(
         "POST",
         "/storefront/customer",
@@ -351,7 +456,13 @@ WEBHOOKS = Endpoint(
 )
 ENDPOINTS = [*API, *PAGES, WEBHOOKS]
 # Routes the walk leaves out, each with why.
-NOT_WALKED: dict[tuple[str, str], str] = {}
+NOT_WALKED: dict[tuple[str, str], str] = {
+    ("GET", "/dev/admin/{path}"): (
+        "development only, never served in production: the demo shop's stand-in for Shopify's "
+        "Admin API, which the app's own catalog import calls in-process; it answers only the "
+        "demo shop's token (tests/test_dev_storefront.py)"
+    ),
+}
 
 
 def _served_routes() -> set[tuple[str, str]]:
@@ -543,6 +654,8 @@ def build(
     for name, raw_value in path_values.items():
         path = path.replace("{" + name + "}", quote(raw_value, safe=""))
     content = _content(endpoint, world, param, value)
+    if endpoint.auth == "ticket" and "X-Chat-Ticket" not in headers:
+        headers["X-Chat-Ticket"] = _ticket(world, query, content)
     if endpoint.auth == "webhook":
         headers.setdefault("X-Shopify-Webhook-Id", new_id())  # each delivery its own
         digest = hmac.new(TEST_API_SECRET.encode(), content or b"", hashlib.sha256).digest()
@@ -637,6 +750,10 @@ def _problem(endpoint: Endpoint, response: httpx.Response, accepted: bool) -> st
         body = response.json()
     except ValueError:
         return f"{status} is not JSON: {response.text[:200]}"
+    if endpoint.error_shape == "shopify":
+        if not isinstance(body, dict) or set(body) != {"status", "message", "description"}:
+            return f"{status} is not Shopify's cart error shape: {response.text[:200]}"
+        return None
     error = body.get("error") if isinstance(body, dict) else None
     if (
         set(body) != {"error"}

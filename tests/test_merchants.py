@@ -16,8 +16,8 @@ from sqlalchemy.pool import NullPool
 from app import repo
 from app.crypto import TokenCipher
 from app.db import Database
-from app.merchants import TokenRevoked, access_token
 from app.models import utcnow
+from app.shop_tokens import TokenRevoked, access_token
 from app.shopify import Shopify
 from app.state import AppState
 from tests.factories import (
@@ -144,7 +144,18 @@ async def test_clearing_the_greeting_clears_the_storefront_metafield(
     server = start_server(shopify_admin_base_url=admin[1].url)
     async with AdminClient(server.url, shop) as merchant:
         await merchant.put("/api/admin/settings", {"greeting": "Hi!", "accent_color": "#112233"})
-        assert fake.metafields[shop] == {"greeting": "Hi!", "accent_color": "#112233"}
+        # The app's host and the direct-streams mode go along (app/storefront_settings.py).
+        direct = {"app_url": "http://localhost:8000", "direct_streams": "auto"}
+        assert fake.metafields[shop] == {"greeting": "Hi!", "accent_color": "#112233", **direct}
         cleared = await merchant.put("/api/admin/settings", {"greeting": None})
+        assert fake.metafields[shop] == {"accent_color": "#112233", **direct}
+        chosen = await merchant.put("/api/admin/settings", {"direct_streams": "always"})
+        assert chosen.json()["direct_streams"] == "always"
+        assert fake.metafields[shop]["direct_streams"] == "always"
+        refused = await merchant.put("/api/admin/settings", {"direct_streams": "sometimes"})
+        assert refused.status_code == 400
+        back = await merchant.put("/api/admin/settings", {"direct_streams": None})
+        assert back.json()["direct_streams"] is None
+        assert back.json()["defaults"]["direct_streams"] == "auto"
+        assert fake.metafields[shop]["direct_streams"] == "auto"
     assert cleared.json()["storefront_synced"] is True
-    assert fake.metafields[shop] == {"accent_color": "#112233"}

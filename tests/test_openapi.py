@@ -21,8 +21,9 @@ from app.config import Settings
 from app.db import Database
 from app.main import create_app
 from app.openapi import DATE, DOCUMENT, document
-from app.shopify import sign_proxy_query
-from app.validation import EARLIEST_DATE, LATEST_DATE
+from app.shopify import ProxyIdentity, sign_proxy_query
+from app.tickets import Tickets
+from app.validation import EARLIEST_DATE, LATEST_DATE, is_uuid4
 from tests.conftest import make_settings
 from tests.factories import TEST_API_SECRET, make_shop, new_id, session_token
 from tests.servers import LiveServer
@@ -85,6 +86,13 @@ class SignedIn:
             )
             query["signature"] = sign_proxy_query(query, TEST_API_SECRET)
             case.query = query
+        elif case.path.startswith("/direct/"):
+            # A ticket for the session the case names (any other: its own random one).
+            named = (case.body if isinstance(case.body, dict) else {}).get("session_id")
+            named = named or (case.query or {}).get("session_id")
+            session = named if isinstance(named, str) and is_uuid4(named) else new_id()
+            ticket = Tickets(TEST_API_SECRET).issue(ProxyIdentity(shop, None), session).ticket
+            case.headers = {**(case.headers or {}), "X-Chat-Ticket": ticket}
         else:
             case.headers = {
                 **(case.headers or {}),
@@ -130,7 +138,7 @@ def test_every_api_route_is_documented() -> None:
     served = {
         (route.path, method.lower())
         for route in app.routes
-        if isinstance(route, Route) and route.path.startswith(("/proxy/", "/api/"))
+        if isinstance(route, Route) and route.path.startswith(("/proxy/", "/direct/", "/api/"))
         for method in (route.methods or set()) - {"HEAD"}
     }
     documented = {(path, method) for path, item in DOCUMENT["paths"].items() for method in item}

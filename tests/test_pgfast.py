@@ -34,7 +34,7 @@ async def test_a_turn_saved_on_asyncpg_reads_back_the_same_through_sqlalchemy(pg
     try:
         shop_id = await _shop_id(db)
         session_id = new_id()
-        async with db.fast_writes() as fast:
+        async with db.connection() as fast:
             assert isinstance(fast, FastConnection)
             turn = await repo.open_turn(
                 fast,
@@ -49,7 +49,7 @@ async def test_a_turn_saved_on_asyncpg_reads_back_the_same_through_sqlalchemy(pg
         assert user is not None and reply is not None
         again, created = await _open(db, shop_id, session_id)
         assert not created and again.id == conversation.id
-        async with db.autocommit() as connection:
+        async with db.transaction() as connection:
             rows = await repo.recent_context(
                 connection, conversation_id=conversation.id, before_id=reply.id or 0
             )
@@ -76,48 +76,12 @@ async def _open(db: Database, shop_id: int, session_id: str):  # type: ignore[no
         )
 
 
-async def test_a_lost_race_is_an_integrity_error_and_nothing_of_it_is_kept(pg: str) -> None:
-    db = Database(pg)
-    try:
-        shop_id = await _shop_id(db)
-        session_id = new_id()
-
-        async def turn(content: str) -> repo.OpenedTurn:
-            async with db.fast_writes() as fast:
-                return await repo.open_turn(
-                    fast,
-                    shop_id=shop_id,
-                    session_id=session_id,
-                    customer_id=None,
-                    content=content,
-                    client_message_id=None,
-                )
-
-        first = await turn("one")
-        assert first.conversation.id is not None
-        # A second streaming reply in one conversation breaks a unique index: the statement
-        # fails whole, and not even the shopper's message of it is kept.
-        with pytest.raises(sa_exc.IntegrityError):
-            await turn("two")
-        async with db.autocommit() as connection:
-            contents = (
-                await connection.execute(
-                    sa.select(messages.c.content)
-                    .where(messages.c.conversation_id == first.conversation.id)
-                    .order_by(messages.c.id)
-                )
-            ).scalars()
-            assert list(contents) == ["one", ""]
-    finally:
-        await db.dispose()
-
-
 async def test_statements_it_cannot_run_faithfully_are_refused_before_the_database(
     pg: str,
 ) -> None:
     db = Database(pg)
     try:
-        async with db.fast_autocommit() as fast:
+        async with db.connection() as fast:
             assert isinstance(fast, FastConnection)
             with pytest.raises(sa_exc.InvalidRequestError, match="conversation_id"):
                 await fast.execute(
@@ -136,6 +100,39 @@ async def test_statements_it_cannot_run_faithfully_are_refused_before_the_databa
         await db.dispose()
 
 
+async def test_bound_values_get_their_types_processing_and_processed_results_are_refused(
+    pg: str,
+) -> None:
+    # A value bound to a JSON parameter is serialised as SQLAlchemy's own execution would;
+    # a column whose value SQLAlchemy makes (JSON, an enum, a float-read NUMERIC) is refused,
+    # naming it, instead of coming back as asyncpg's raw value.
+    db = Database(pg)
+    try:
+        async with db.connection() as fast:
+            assert isinstance(fast, FastConnection)
+            as_json = sa.select(sa.cast(sa.bindparam("doc", type_=sa.JSON), sa.Text).label("doc"))
+            row = (await fast.execute(as_json, {"doc": {"size": "M", "n": [1, 2]}})).one()
+            assert row.doc == '{"size": "M", "n": [1, 2]}'
+            flag = sa.select(sa.bindparam("flag", type_=sa.Boolean).label("flag"))
+            assert (await fast.execute(flag, {"flag": True})).one().flag is True
+            refused = {
+                "doc": sa.cast(sa.literal("{}"), sa.JSON),
+                "size": sa.cast(sa.literal("M"), sa.Enum("S", "M", name="size", native_enum=False)),
+                "price": sa.cast(sa.literal(1.5), sa.Numeric(asdecimal=False)),
+            }
+            for name, column in refused.items():
+                with pytest.raises(ValueError, match=f"^{name} .*through SQLAlchemy"):
+                    await fast.execute(sa.select(column.label(name)))
+            decimal = (
+                await fast.execute(
+                    sa.select(sa.cast(sa.literal("1.50"), sa.Numeric(14, 2)).label("d"))
+                )
+            ).one()
+            assert str(decimal.d) == "1.50", "a Decimal NUMERIC is asyncpg's own value"
+    finally:
+        await db.dispose()
+
+
 async def test_a_connection_lost_mid_transaction_is_a_503_error_and_drops_the_pool(
     pg: str,
 ) -> None:
@@ -144,7 +141,7 @@ async def test_a_connection_lost_mid_transaction_is_a_503_error_and_drops_the_po
         shop_id = await _shop_id(db)
         pool_before = db.engine.sync_engine.pool
         with pytest.raises(sa_exc.OperationalError) as raised:
-            async with db.fast_writes() as fast:
+            async with db.connection() as fast:
                 assert isinstance(fast, FastConnection)
                 pid = fast.driver.get_server_pid()
                 admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
@@ -169,7 +166,7 @@ async def test_a_pooled_connection_the_server_closed_is_a_503_error_at_begin(pg:
     db = Database(pg)
     try:
         shop_id = await _shop_id(db)
-        async with db.fast_autocommit() as fast:
+        async with db.connection() as fast:
             assert isinstance(fast, FastConnection)
             pid = fast.driver.get_server_pid()  # this connection goes back to the pool
         admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
@@ -179,7 +176,7 @@ async def test_a_pooled_connection_the_server_closed_is_a_503_error_at_begin(pg:
             await admin.close()
         await asyncio.sleep(0.2)
         with pytest.raises(sa_exc.OperationalError) as raised:
-            async with db.fast_writes() as fast:
+            async with db.connection() as fast:
                 await fast.execute(sa.select(messages.c.id).where(messages.c.id == -1))
                 pass
         assert raised.value.connection_invalidated, "the API answers it with a 503"
@@ -190,7 +187,7 @@ async def test_a_pooled_connection_the_server_closed_is_a_503_error_at_begin(pg:
 
 
 async def _pid(db: Database) -> int:
-    async with db.fast_autocommit() as fast:
+    async with db.connection() as fast:
         assert isinstance(fast, FastConnection)
         return fast.driver.get_server_pid()
 
@@ -217,7 +214,7 @@ async def test_connections_are_reused_without_going_back_through_sqlalchemys_poo
         assert pool.checkedout() == 1
 
         # Used by two at once: two connections, both kept afterwards.
-        async with db.fast_autocommit() as one, db.fast_autocommit() as two:
+        async with db.connection() as one, db.connection() as two:
             assert isinstance(one, FastConnection) and isinstance(two, FastConnection)
             both = {one.driver.get_server_pid(), two.driver.get_server_pid()}
         assert first in both and len(both) == 2
@@ -225,7 +222,7 @@ async def test_connections_are_reused_without_going_back_through_sqlalchemys_poo
 
         # A block whose route failed leaves the connection ready for the next use: kept.
         with pytest.raises(RuntimeError):
-            async with db.fast_writes() as fast:
+            async with db.connection() as fast:
                 assert isinstance(fast, FastConnection)
                 await fast.execute(sa.select(messages.c.id).where(messages.c.id == -1))
                 raise RuntimeError("the route failed")
@@ -233,16 +230,16 @@ async def test_connections_are_reused_without_going_back_through_sqlalchemys_poo
 
         # A cancelled one may have stopped a query half-way: back to SQLAlchemy's pool.
         with pytest.raises(asyncio.CancelledError):
-            async with db.fast_writes() as fast:
+            async with db.connection() as fast:
                 raise asyncio.CancelledError
         assert pool.checkedout() == 1
-        async with db.fast_autocommit(), db.fast_autocommit():
+        async with db.connection(), db.connection():
             pass
         assert pool.checkedout() == 2
 
         # One left inside a transaction is neither kept nor given back to SQLAlchemy's pool
         # (whose reset would not know to roll it back): it is closed.
-        async with db.fast_autocommit() as fast:
+        async with db.connection() as fast:
             assert isinstance(fast, FastConnection)
             stray = fast.driver.get_server_pid()
             await fast.driver.execute("BEGIN")
@@ -265,7 +262,7 @@ async def test_idle_connections_return_to_sqlalchemys_pool_after_a_while(pg: str
         first = await _pid(db)
         assert pool.checkedout() == 1
         await asyncio.sleep(0.4)
-        async with db.fast_autocommit():
+        async with db.connection():
             # The old one went back to SQLAlchemy's pool and was checked out again (its pool
             # keeps it): a fresh hold, the same server connection.
             assert pool.checkedout() == 1
@@ -278,11 +275,11 @@ async def test_a_lost_connection_drops_the_idle_ones_too(pg: str) -> None:
     db = Database(pg)
     try:
         shop_id = await _shop_id(db)
-        async with db.fast_autocommit() as one, db.fast_autocommit() as two:
+        async with db.connection() as one, db.connection() as two:
             assert isinstance(one, FastConnection) and isinstance(two, FastConnection)
             idle = {one.driver.get_server_pid(), two.driver.get_server_pid()}
         with pytest.raises(sa_exc.OperationalError):
-            async with db.fast_writes() as fast:
+            async with db.connection() as fast:
                 assert isinstance(fast, FastConnection)
                 admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
                 try:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 from sqlmodel import col
 
-from app import privacy, repo
+from app import deliveries, repo
 from app.db import Database
 from app.models import WebhookEvent, utcnow
 from app.shopify import Shopify
@@ -61,7 +61,7 @@ async def test_a_webhook_is_applied_once_however_many_workers_try(
         shop,
         {"shop_domain": shop, "customer": {"id": 4711}, "data_request": {"id": 1}},
     )
-    results = await asyncio.gather(*(privacy.process(state, event_id) for state in workers * 2))
+    results = await asyncio.gather(*(deliveries.process(state, event_id) for state in workers * 2))
     assert sorted(results) == [False] * 5 + [True]
     async with db.session() as session:
         requests = await repo.list_data_requests(session, shop_id=await shop_id_of(db, shop))
@@ -74,7 +74,7 @@ async def test_a_failed_application_waits_before_it_is_retried(db: Database) -> 
     shop = await make_shop(db)
     event_id = await _stored(db, "customers/redact", shop, {"shop_domain": shop, "customer": {}})
     state = cast(AppState, SimpleNamespace(db=db))
-    assert await privacy.process(state, event_id) is False  # the stored body has no customer
+    assert await deliveries.process(state, event_id) is False  # the stored body has no customer
     async with db.session() as session:
         await session.execute(
             sa.update(WebhookEvent)
@@ -115,7 +115,7 @@ async def test_an_uninstall_whose_token_still_works_is_stale_and_ignored(
     fake.tokens[token] = shop
     state = _state(db, admin[1].url)
     event_id = await _stored(db, "app/uninstalled", shop, {"myshopify_domain": shop})
-    assert await privacy.process(state, event_id)
+    assert await deliveries.process(state, event_id)
     async with db.session() as session:
         kept = await repo.get_shop(session, domain=shop)
     assert kept is not None and kept.installed and kept.access_token
@@ -128,7 +128,7 @@ async def test_an_uninstall_shopify_confirms_drops_the_shop(
     shop = await make_shop(db, access_token="shpat_revoked_by_the_uninstall")
     state = _state(db, admin[1].url)
     event_id = await _stored(db, "app/uninstalled", shop, {"myshopify_domain": shop})
-    assert await privacy.process(state, event_id)
+    assert await deliveries.process(state, event_id)
     async with db.session() as session:
         gone = await repo.get_shop(session, domain=shop)
     assert gone is not None and not gone.installed and gone.access_token is None

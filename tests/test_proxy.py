@@ -85,11 +85,12 @@ async def test_unknown_session_has_empty_history_and_status(client: ProxyClient)
     assert response.json() == {
         "session_id": session_id,
         "status": "unknown",
+        "handler": "assistant",
         "messages": [],
         "next_before": None,
     }
     status = await client.get("/proxy/sessions/status", {"session_id": session_id})
-    assert status.json() == {"session_id": session_id, "status": "unknown"}
+    assert status.json() == {"session_id": session_id, "status": "unknown", "handler": "assistant"}
 
 
 async def test_end_session_keeps_it_for_the_merchant_and_a_new_one_starts_fresh(
@@ -99,7 +100,7 @@ async def test_end_session_keeps_it_for_the_merchant_and_a_new_one_starts_fresh(
     await client.send(session_id, "hello")
     ended = await client.post("/proxy/sessions/end", {"session_id": session_id})
     assert ended.status_code == 200
-    assert ended.json() == {"session_id": session_id, "status": "ended"}
+    assert ended.json() == {"session_id": session_id, "status": "ended", "handler": "assistant"}
     status = await client.get("/proxy/sessions/status", {"session_id": session_id})
     assert status.json()["status"] == "ended"
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from app import repo
 from app.db import Database
 from app.models import aware, utcnow
-from app.repo.chat import MessageRow, OpenedTurn, messages
+from app.repo.chat import OpenedTurn, conversations, messages
+from app.repo.rows import MessageRow
 from tests.factories import make_shop, new_id, shop_id_of
 
 
@@ -28,7 +32,7 @@ async def _turn(
     customer_id: str | None = None,
     worker_id: str | None = None,
 ) -> OpenedTurn:
-    async with db.fast_writes() as session:
+    async with db.connection() as session:
         return await repo.open_turn(
             session,
             shop_id=shop_id,
@@ -41,7 +45,7 @@ async def _turn(
 
 
 async def _stored(db: Database, conversation_id: int) -> list[sa.Row]:  # type: ignore[type-arg]
-    async with db.autocommit() as connection:
+    async with db.transaction() as connection:
         result = await connection.execute(
             sa.select(messages)
             .where(messages.c.conversation_id == conversation_id)
@@ -120,8 +124,8 @@ async def test_no_message_goes_into_an_ended_conversation(db: Database) -> None:
     async with db.session() as session:
         await repo.stop_conversation_replies(session, conversation_id=first.conversation.id)
         await repo.end_conversation(session, conversation_id=first.conversation.id)
-    async with db.autocommit() as connection:
-        ended = await repo.get_conversation(connection, shop_id=shop_id, session_id=session_id)
+    async with db.transaction() as connection:
+        ended = await repo.session_conversation(connection, shop_id=shop_id, session_id=session_id)
     later = await _turn(db, shop_id, session_id)
     assert later.conversation.status == "ended" and later.user is None and later.reply is None
     assert later.conversation.last_activity_at == ended.last_activity_at, "left as it was"
@@ -146,17 +150,24 @@ async def test_no_message_goes_into_another_customers_conversation(db: Database)
 
 
 async def test_a_worker_taken_for_dead_no_longer_writes_the_reply_it_lost(db: Database) -> None:
-    """Worker A was silent too long (no heartbeat row at all here): B ended its reply and a
-    retry restarted it on B. A, alive after all, must not write over what B writes."""
+    """Worker A was silent too long for B: B ended its reply and a retry restarted it on B.
+    A, alive after all, must not write over what B writes.
+
+    A has just beaten, so the reaper of any server running against this database (which
+    waits WORKER_DEAD_AFTER) leaves its reply alone; only B, judging with a tolerance of
+    a few milliseconds, takes A for dead."""
     shop_id = await _shop_id(db)
     a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    async with db.session() as session:
+        await repo.beat(session, worker_id=a)
     turn = await _turn(db, shop_id, new_id(), worker_id=a)
     assert turn.reply is not None and turn.conversation.id is not None
     reply_id = turn.reply.id
+    await asyncio.sleep(0.05)
     async with db.session() as session:
         await repo.beat(session, worker_id=b)
         ended = await repo.end_orphaned_replies(
-            session, dead_after=10, this_worker=b, conversation_id=turn.conversation.id
+            session, dead_after=0.01, this_worker=b, conversation_id=turn.conversation.id
         )
         assert ended == 1
         assert await repo.restart_failed_reply(session, message_id=reply_id, worker_id=b)
@@ -187,6 +198,7 @@ async def test_a_worker_taken_for_dead_no_longer_writes_the_reply_it_lost(db: Da
             error_code=None,
         )
         await repo.remove_worker(session, worker_id=b)
+        await repo.remove_worker(session, worker_id=a)
     stored = (await _stored(db, turn.conversation.id))[1]
     assert (stored.status, stored.content) == ("complete", "B's words")
 
@@ -230,8 +242,8 @@ async def test_only_replies_of_workers_with_a_stale_or_no_heartbeat_are_orphaned
 
 
 async def _counters(db: Database, shop_id: int, session_id: str) -> tuple[int, str | None]:
-    async with db.autocommit() as connection:
-        found = await repo.get_conversation(connection, shop_id=shop_id, session_id=session_id)
+    async with db.transaction() as connection:
+        found = await repo.session_conversation(connection, shop_id=shop_id, session_id=session_id)
     assert found is not None
     return found.message_count, found.first_question
 
@@ -261,3 +273,54 @@ async def test_a_conversation_counts_its_messages_and_keeps_its_first_question(
     assert await _counters(db, shop_id, session_id) == (4, "Do you ship?"), "opening adds none"
     await _turn(db, shop_id, session_id, content="Still there?")
     assert await _counters(db, shop_id, session_id) == (4, "Do you ship?"), "refused: none"
+
+
+async def test_a_turn_that_fails_half_way_keeps_nothing_of_it_on_either_database(
+    db: Database,
+) -> None:
+    # A second streaming reply in one conversation breaks a unique index when the reply is
+    # written, after the conversation and the shopper's message: on PostgreSQL the one
+    # statement fails whole; on SQLite the turn's own transaction goes back.
+    shop_id = await _shop_id(db)
+    session_id = new_id()
+    first = await _turn(db, shop_id, session_id, content="one")
+    with pytest.raises(sa_exc.IntegrityError):
+        await _turn(db, shop_id, session_id, content="two")
+    assert [row.content for row in await _stored(db, first.conversation.id)] == ["one", ""]
+    async with db.transaction() as connection:
+        count = await connection.scalar(
+            sa.select(conversations.c.message_count).where(
+                conversations.c.id == first.conversation.id
+            )
+        )
+    assert count == 2, "the failed turn counted nothing"
+    # The connection is usable again, and the next turn after the reply ends goes through.
+    await _finish(db, first, "done")
+    third = await _turn(db, shop_id, session_id, content="three")
+    assert third.user is not None and third.user.content == "three"
+
+
+async def test_a_turn_inside_a_callers_transaction_goes_with_it(db: Database) -> None:
+    # Inside a caller's transaction the turn is part of it: rolled back with it, the turn
+    # leaves nothing, on either database.
+    shop_id = await _shop_id(db)
+    session_id = new_id()
+
+    class Undone(Exception):
+        pass
+
+    with pytest.raises(Undone):
+        async with db.transaction() as connection:
+            opened = await repo.open_turn(
+                connection,
+                shop_id=shop_id,
+                session_id=session_id,
+                customer_id=None,
+                content="kept?",
+                client_message_id=None,
+            )
+            assert opened.user is not None
+            raise Undone
+    async with db.transaction() as connection:
+        found = await repo.session_conversation(connection, shop_id=shop_id, session_id=session_id)
+    assert found is None

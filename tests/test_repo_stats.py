@@ -187,3 +187,24 @@ async def test_a_shop_without_conversations_has_zeros(db: Database) -> None:
     assert figures["average_messages_per_conversation"] == 0
     assert figures["abandonment_rate"] == 0 and figures["top_questions"] == []
     assert [day["conversations"] for day in figures["per_day"]] == [0] * 30
+
+
+async def test_top_questions_are_those_of_the_charts_days(db: Database) -> None:
+    """What shoppers ask now, not what they asked a year ago: the top questions count the
+    conversations of the 30 days the chart shows; the totals still count every one."""
+    shop_id = await shop_id_of(db, await make_shop(db))
+    midnight = NOW.replace(hour=0)
+    await _conversations(
+        db,
+        shop_id,
+        [(midnight - timedelta(days=200, minutes=i), "Do you ship to Mars?") for i in range(5)]
+        + [(midnight - timedelta(days=30), "Do you ship to Mars?")]  # the day before the 30
+        + [(midnight - timedelta(days=29), "Is it wool?"), (NOW, "is it wool")]
+        + [(NOW, "Do you ship to Mars?")],
+    )
+    figures, _ = await _stats(db, shop_id)
+    assert figures["conversations_total"] == 9
+    assert figures["top_questions"] == [
+        {"question": "Is it wool?", "count": 2},
+        {"question": "Do you ship to Mars?", "count": 1},
+    ]

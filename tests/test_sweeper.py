@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 
-from app import privacy, repo
+from app import deliveries, repo
 from app.db import Database
 from app.models import Conversation, Message, WebhookEvent, utcnow
 from app.state import AppState
@@ -31,7 +31,7 @@ def sweeper(db: Database) -> Sweeper:
         db=db,
         abandon_after_minutes=30,
         interval=60,
-        apply_webhook=functools.partial(privacy.process, state),
+        apply_webhook=functools.partial(deliveries.process, state),
     )
 
 
@@ -236,7 +236,7 @@ async def test_the_storefront_sees_an_abandoned_session_and_can_resume_it(
 
     assert await status() == "active"
     async with db.session() as session:
-        conversation = await repo.get_conversation(
+        conversation = await repo.session_conversation(
             session, shop_id=await shop_id_of(db, client.shop), session_id=session_id
         )
     assert conversation is not None and conversation.id is not None

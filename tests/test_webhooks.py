@@ -49,13 +49,15 @@ async def send_webhook(
     headers = {
         "Content-Type": "application/json",
         "X-Shopify-Topic": topic,
-        "X-Shopify-Shop-Domain": header_shop or shop,
+        "X-Shopify-Shop-Domain": shop if header_shop is None else header_shop,
         "X-Shopify-Webhook-Id": webhook_id or new_id(),
         "X-Shopify-API-Version": "2025-10",
         "X-Shopify-Hmac-Sha256": _signed(body) if signature is None else signature,
     }
     if signature == "":
         del headers["X-Shopify-Hmac-Sha256"]
+    if header_shop == "":
+        del headers["X-Shopify-Shop-Domain"]
     async with httpx.AsyncClient(base_url=server.url) as client:
         return await client.post("/webhooks", content=body, headers=headers)
 
@@ -465,7 +467,7 @@ def test_app_config_subscribes_to_exactly_the_handled_topics() -> None:
     import tomllib
     from pathlib import Path
 
-    from app.privacy import TOPICS
+    from app.deliveries import TOPICS
 
     config = tomllib.loads((Path(__file__).parent.parent / "shopify.app.toml").read_text())
     subscribed = set()

@@ -19,7 +19,7 @@ from starlette.types import Message as AsgiMessage
 
 from app import repo, shopcache
 from app.db import Database
-from app.demo import DEMO_SHOP
+from app.dev.demo import DEMO_SHOP
 from app.main import create_app
 from app.models import Message
 from tests.conftest import make_settings
@@ -138,7 +138,11 @@ def test_nothing_is_sent_before_the_first_message_which_creates_the_session(
 
     session_id = shopper.stored()["sessionId"]
     assert UUID4.fullmatch(session_id)
-    assert shopper.proxy_requests == [f"POST {storefront.url}/apps/chat/messages"]
+    # The message, then the conversation's live channel while the panel is open (docs/live.md)
+    assert shopper.proxy_requests == [
+        f"POST {storefront.url}/apps/chat/messages",
+        f"GET {storefront.url}/apps/chat/sessions/events?session_id={session_id}",
+    ]
     assert shopper.texts("assistant")[0].startswith("Orders ship within 1–2 business days.")
     expect(page.locator(".scw__message--greeting")).to_have_count(0)
     lengths = page.evaluate("window.__lengths")
@@ -218,7 +222,9 @@ def test_reset_clears_and_the_next_message_starts_a_new_session(
         async with db.session() as session:
             shop = await repo.get_shop(session, domain=DEMO_SHOP)
             assert shop is not None and shop.id is not None
-            conversation = await repo.get_conversation(session, shop_id=shop.id, session_id=first)
+            conversation = await repo.session_conversation(
+                session, shop_id=shop.id, session_id=first
+            )
         await db.dispose()
         assert conversation is not None
         return conversation.status

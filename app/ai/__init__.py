@@ -9,6 +9,9 @@ from app.ai.base import (
     Provider,
     ProviderError,
     ReplyRequest,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
     fit_context,
 )
 from app.config import Settings
@@ -20,6 +23,9 @@ __all__ = [
     "Provider",
     "ProviderError",
     "ReplyRequest",
+    "ToolCall",
+    "ToolResult",
+    "ToolSpec",
     "fit_context",
     "make_provider",
 ]

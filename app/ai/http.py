@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from app.ai.base import Finished, ProviderError, ReplyRequest
+from app.ai.base import Finished, ProviderError, ReplyRequest, ToolCall
 
 # (event name, data) of one server-sent event.
 Event = tuple[str, str]
@@ -71,6 +71,35 @@ class SSEParser:
             self._data.append(value)
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
+
+
+class ToolCalls:
+    """Tool calls as a stream writes them: in pieces, each by its index (a name and an id
+    first, then the arguments' JSON a few characters at a time)."""
+
+    MAX_ARGUMENTS = 64 * 1024  # beyond it the JSON is cut, so the tool reports it invalid
+    MAX_CALLS = 16
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[Any]] = {}
+
+    def add(self, index: int, *, id: str = "", name: str = "", arguments: str = "") -> None:
+        if index not in self._calls and len(self._calls) >= self.MAX_CALLS:
+            return
+        call = self._calls.setdefault(index, ["", "", []])
+        call[0] = call[0] or id
+        call[1] += name
+        if arguments and sum(len(part) for part in call[2]) < self.MAX_ARGUMENTS:
+            call[2].append(arguments)
+
+    def done(self) -> list[ToolCall]:
+        calls = []
+        for index in sorted(self._calls):
+            ident, name, parts = self._calls[index]
+            if name:
+                arguments = "".join(parts)[: self.MAX_ARGUMENTS]
+                calls.append(ToolCall(ident or f"call_{index}", name[:100], arguments))
+        return calls
 
 
 class UpstreamClient:
@@ -175,19 +204,21 @@ class HTTPProvider(ABC):
 
     @abstractmethod
     def read(
-        self, event: str, data: str, finish: str | None
+        self, event: str, data: str, finish: str | None, calls: ToolCalls
     ) -> tuple[str | None, str | None, bool]:
-        """One event's text, the finish reason so far, and whether the answer is over."""
+        """One event's text, the finish reason so far, and whether the answer is over; the
+        pieces of tool calls it carries go into `calls`."""
 
-    async def stream(self, request: ReplyRequest) -> AsyncIterator[str | Finished]:
+    async def stream(self, request: ReplyRequest) -> AsyncIterator[str | Finished | ToolCall]:
         url, headers, payload = self.prepare(request)
         finish, done = self.default_finish, False
+        calls = ToolCalls()
         async with upstream_stream(self.client, url, headers=headers, json=payload) as response:
             async for batch in sse_batches(response):
                 texts: list[str] = []
                 try:
                     for event, data in batch:
-                        text, finish, done = self.read(event, data, finish)
+                        text, finish, done = self.read(event, data, finish, calls)
                         if text:
                             texts.append(text)
                         if done:
@@ -199,6 +230,8 @@ class HTTPProvider(ABC):
                 if texts:
                     yield "".join(texts)
                 if done:
+                    for call in calls.done():
+                        yield call
                     yield Finished(finish or "stop")
                     return
         raise cut_short()

@@ -8,7 +8,6 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,12 +15,14 @@ from sqlmodel import col
 
 from app.models import (
     Conversation,
+    ConversationEvent,
     Message,
     Shop,
     aware,
     utcnow,
 )
 from app.repo.common import _rowcount
+from app.repo.rows import MessageRow, many
 
 messages: sa.Table = Message.__table__  # type: ignore[attr-defined]
 
@@ -36,7 +37,7 @@ class ConversationFilter:
 
 
 @dataclass(frozen=True)
-class ConversationRow:
+class ListedConversation:
     conversation: Conversation
     message_count: int
     preview: str | None
@@ -110,7 +111,7 @@ async def list_conversations(
     where: ConversationFilter,
     limit: int,
     after: tuple[datetime, int] | None = None,
-) -> tuple[list[ConversationRow], bool]:
+) -> tuple[list[ListedConversation], bool]:
     """Newest first, keyset-paginated on (created_at, id)."""
     query = _filtered(shop_id, where)
     if after is not None:
@@ -147,12 +148,13 @@ async def list_conversations(
         )
         previews = {int(cid): str(content) for cid, content in rows.all()}
     result = [
-        ConversationRow(c, counts.get(c.id or 0, 0), previews.get(c.id or 0)) for c in conversations
+        ListedConversation(c, counts.get(c.id or 0, 0), previews.get(c.id or 0))
+        for c in conversations
     ]
     return result, more
 
 
-async def find_conversation(
+async def conversation_by_id(
     session: AsyncSession, *, shop_id: int, public_id: str
 ) -> Conversation | None:
     result = await session.execute(
@@ -165,7 +167,7 @@ async def find_conversation(
 
 async def transcript(
     session: AsyncSession, *, conversation_id: int, limit: int, after: str | None = None
-) -> tuple[list[Message], bool]:
+) -> tuple[list[MessageRow], bool]:
     """A page of the conversation, oldest first: `limit` messages after the one whose public id
     is `after` (none, if it is not this conversation's), and whether more follow."""
     query = sa.select(messages).where(messages.c.conversation_id == conversation_id)
@@ -178,7 +180,7 @@ async def transcript(
         query = query.where(messages.c.id > start)
     result = await session.execute(query.order_by(messages.c.id).limit(limit + 1))
     # Rows, read as messages: a model instance per row cost more than the query (bench/).
-    page = [cast(Message, row) for row in result]
+    page = many(MessageRow, result)
     return page[:limit], len(page) > limit
 
 
@@ -210,8 +212,12 @@ async def export_rows(
 # ---- sweeps ----------------------------------------------------------------------------
 
 
-async def mark_abandoned(session: AsyncSession, *, inactive_since: datetime) -> int:
-    """Active conversations with no activity since then, and no reply still streaming."""
+async def mark_abandoned(
+    session: AsyncSession, *, inactive_since: datetime
+) -> list[tuple[int, int, str, str]]:
+    """Active conversations with no activity since then, and no reply still streaming: each
+    with its event (for its live streams). Returns their ids, shop ids, session ids and
+    public ids."""
     streaming = (
         sa.select(sa.literal(1))
         .where(
@@ -227,8 +233,21 @@ async def mark_abandoned(session: AsyncSession, *, inactive_since: datetime) -> 
             ~streaming,
         )
         .values(status="abandoned")
+        .returning(
+            col(Conversation.id),
+            col(Conversation.shop_id),
+            col(Conversation.session_id),
+            col(Conversation.public_id),
+        )
     )
-    return _rowcount(result)
+    abandoned = [(int(r[0] or 0), int(r[1]), str(r[2]), str(r[3])) for r in result]
+    if abandoned:
+        now = utcnow()
+        await session.execute(
+            sa.insert(ConversationEvent),
+            [{"conversation_id": c[0], "kind": "abandoned", "created_at": now} for c in abandoned],
+        )
+    return abandoned
 
 
 async def delete_expired(session: AsyncSession, *, now: datetime) -> int:
@@ -252,13 +271,13 @@ async def delete_expired(session: AsyncSession, *, now: datetime) -> int:
 
 __all__ = [
     "ConversationFilter",
-    "ConversationRow",
+    "ListedConversation",
+    "conversation_by_id",
     "decode_cursor",
     "delete_conversation",
     "delete_expired",
     "encode_cursor",
     "export_rows",
-    "find_conversation",
     "list_conversations",
     "mark_abandoned",
     "transcript",

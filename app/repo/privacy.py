@@ -143,9 +143,22 @@ async def redact_customer(session: AsyncSession, *, shop_id: int, customer_id: s
     return _rowcount(result)
 
 
+async def forget_contact_email(session: AsyncSession, *, shop_id: int, email: str) -> int:
+    result = await session.execute(
+        sa.update(Conversation)
+        .where(
+            col(Conversation.shop_id) == shop_id,
+            sa.func.lower(col(Conversation.contact_email)) == email.strip().lower(),
+        )
+        .values(contact_email=None)
+    )
+    return _rowcount(result)
+
+
 __all__ = [
     "add_data_request",
     "claim_webhook",
+    "forget_contact_email",
     "forget_old_nonces",
     "forget_old_webhooks",
     "get_webhook",

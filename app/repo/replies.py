@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
-from app.models import Message, utcnow
-from app.repo.chat import _message, messages
+from app.models import utcnow
+from app.repo.chat import messages
 from app.repo.common import Executor, SQLAlchemyExecutor, _rowcount
+from app.repo.rows import MessageRow, many, one
 from app.repo.workers import alive_since, workers
 
 _CONTEXT = (
@@ -43,10 +44,27 @@ _FINISH = (
         status=sa.bindparam("status"),
         finish_reason=sa.bindparam("finish_reason"),
         error_code=sa.bindparam("error_code"),
+        products=sa.bindparam("products"),
+        tools=sa.bindparam("tools"),
+        unanswered=sa.bindparam("unanswered"),
         updated_at=sa.bindparam("updated_at"),
     )
 )
 
+# Prebuilt, as _FINISH: a statement built per call is compiled per call on the fast path.
+_EXTRAS = (
+    sa.update(messages)
+    .where(
+        messages.c.id == sa.bindparam("message_id"),
+        messages.c.worker_id.is_not_distinct_from(sa.bindparam("owner")),
+        messages.c.status == "streaming",
+    )
+    .values(
+        products=sa.bindparam("products"),
+        tools=sa.bindparam("tools"),
+        updated_at=sa.bindparam("updated_at"),
+    )
+)
 
 # The widget sends a client_message_id with every message: each later turn looks it up.
 _TURN = sa.select(messages).where(
@@ -63,15 +81,15 @@ _TURN_REPLY = (
 
 async def find_turn(
     session: Executor, *, conversation_id: int, client_message_id: str
-) -> tuple[Message, Message | None] | None:
+) -> tuple[MessageRow, MessageRow | None] | None:
     result = await session.execute(
         _TURN, {"conversation_id": conversation_id, "client_message_id": client_message_id}
     )
-    user = _message(result.first())
+    user = one(MessageRow, result.first())
     if user is None:
         return None
     result = await session.execute(_TURN_REPLY, {"user_id": user.id})
-    return user, _message(result.first())
+    return user, one(MessageRow, result.first())
 
 
 async def restart_failed_reply(
@@ -88,6 +106,8 @@ async def restart_failed_reply(
             content="",
             error_code=None,
             finish_reason=None,
+            products=None,
+            tools=None,
             worker_id=worker_id,
             updated_at=utcnow(),
         )
@@ -95,19 +115,21 @@ async def restart_failed_reply(
     return bool(_rowcount(result))
 
 
-async def get_message(session: Executor, *, conversation_id: int, public_id: str) -> Message | None:
+async def get_message(
+    session: Executor, *, conversation_id: int, public_id: str
+) -> MessageRow | None:
     result = await session.execute(
         sa.select(messages).where(
             messages.c.conversation_id == conversation_id,
             messages.c.public_id == public_id,
         )
     )
-    return _message(result.first())
+    return one(MessageRow, result.first())
 
 
-async def get_message_by_id(session: Executor, *, message_id: int) -> Message | None:
+async def get_message_by_id(session: Executor, *, message_id: int) -> MessageRow | None:
     result = await session.execute(sa.select(messages).where(messages.c.id == message_id))
-    return _message(result.first())
+    return one(MessageRow, result.first())
 
 
 _PAGE = (
@@ -129,13 +151,13 @@ _PAGE_BEFORE = _PAGE.where(
 
 async def history_page(
     session: Executor, *, conversation_id: int, limit: int, before: str | None
-) -> tuple[list[Message], bool]:
+) -> tuple[list[MessageRow], bool]:
     """The newest `limit` messages older than `before`, oldest first, and whether more exist."""
     params: dict[str, object] = {"conversation_id": conversation_id, "limit": limit + 1}
     if before is not None:
         params["before"] = before
     result = await session.execute(_PAGE if before is None else _PAGE_BEFORE, params)
-    rows = [cast(Message, row) for row in result]
+    rows = many(MessageRow, result)
     more = len(rows) > limit
     rows = rows[:limit]
     rows.reverse()
@@ -144,12 +166,12 @@ async def history_page(
 
 async def recent_context(
     session: Executor, *, conversation_id: int, before_id: int, limit: int = 200
-) -> list[Message]:
+) -> list[MessageRow]:
     """Messages worth showing the model: saved text, oldest first, up to the given reply."""
     result = await session.execute(
         _CONTEXT, {"conversation_id": conversation_id, "before_id": before_id, "limit": limit}
     )
-    rows = [cast(Message, row) for row in result]
+    rows = many(MessageRow, result)
     rows.reverse()
     return rows
 
@@ -201,6 +223,9 @@ async def finish_reply(
     status: str,
     finish_reason: str | None,
     error_code: str | None,
+    products: str | None = None,
+    tools: str | None = None,
+    unanswered: bool | None = None,
 ) -> None:
     await session.execute(
         _FINISH,
@@ -211,6 +236,31 @@ async def finish_reply(
             "status": status,
             "finish_reason": finish_reason,
             "error_code": error_code,
+            "products": products,
+            "tools": tools,
+            "unanswered": unanswered,
+            "updated_at": utcnow(),
+        },
+    )
+
+
+async def save_reply_extras(
+    session: Executor,
+    *,
+    message_id: int,
+    worker_id: str | None,
+    products: str | None,
+    tools: str | None,
+) -> None:
+    """A reply's cards and tool uses (JSON), written once they are known, while the reply is
+    still its worker's."""
+    await session.execute(
+        _EXTRAS,
+        {
+            "message_id": message_id,
+            "owner": worker_id,
+            "products": products,
+            "tools": tools,
             "updated_at": utcnow(),
         },
     )

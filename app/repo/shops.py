@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +12,7 @@ from sqlmodel import col
 
 from app.models import FaqEntry, RateLimitCounter, Shop, utcnow
 from app.repo.common import Executor, _rowcount
+from app.repo.rows import FaqRow, ShopRow, many, one
 
 shops_table: sa.Table = Shop.__table__  # type: ignore[attr-defined]
 faq_table: sa.Table = FaqEntry.__table__  # type: ignore[attr-defined]
@@ -26,10 +26,10 @@ _FAQ = (
 )
 
 
-async def get_shop(session: Executor, *, domain: str) -> Shop | None:
+async def get_shop(session: Executor, *, domain: str) -> ShopRow | None:
     """The shop, read only (a Core read: every storefront request makes one)."""
     row = (await session.execute(_SHOP, {"domain": domain})).first()
-    return cast(Shop | None, row)  # a read-only row with the model's attributes
+    return one(ShopRow, row)
 
 
 async def install_shop(
@@ -77,9 +77,9 @@ async def replace_faq(
     await session.flush()
 
 
-async def list_faq(session: Executor, *, shop_id: int) -> list[FaqEntry]:
+async def list_faq(session: Executor, *, shop_id: int) -> list[FaqRow]:
     result = await session.execute(_FAQ, {"shop_id": shop_id})
-    return [cast(FaqEntry, row) for row in result]
+    return many(FaqRow, result)
 
 
 async def store_tokens(
@@ -152,6 +152,7 @@ SHOP_SETTINGS = (
     "ai_provider",
     "ai_model",
     "retention_days",
+    "direct_streams",
 )
 
 
@@ -170,39 +171,45 @@ async def delete_shop(session: AsyncSession, *, domain: str) -> bool:
 
 
 @functools.cache
-def _hits_statement(buckets: int) -> sa.TextClause:
+def _hits_statement(buckets: int, step: int) -> sa.TextClause:
     """One upsert for all buckets, as text: SQLAlchemy does not cache a multi-row VALUES, and
-    this SQL reads the same on PostgreSQL and SQLite."""
-    rows = ", ".join(f"(:b{i}, :window, 1)" for i in range(buckets))
+    this SQL reads the same on PostgreSQL and SQLite.
+
+    Taking a count back is the same upsert with a step of -1 (never below 0), not an UPDATE
+    ... WHERE bucket IN (...): an UPDATE locks its rows in the order it finds them, an upsert
+    in the order of its VALUES, and two turns that lock the same rows in two orders deadlock
+    (a retry's count against another's taking back). Callers pass the buckets sorted."""
+    rows = ", ".join(f"(:b{i}, :window, {max(step, 0)})" for i in range(buckets))
+    counted = "rate_limit_counters.count"
+    update = (
+        f"{counted} + 1" if step > 0 else f"CASE WHEN {counted} > 0 THEN {counted} - 1 ELSE 0 END"
+    )
     return sa.text(
         f"INSERT INTO rate_limit_counters (bucket, window_start, count) VALUES {rows} "
-        "ON CONFLICT (bucket, window_start) DO UPDATE SET count = rate_limit_counters.count + 1 "
+        f"ON CONFLICT (bucket, window_start) DO UPDATE SET count = {update} "
         "RETURNING bucket, count"
     )
 
 
-async def count_hits(session: Executor, *, buckets: list[str], window_start: int) -> dict[str, int]:
-    """Add one to each bucket's counter of this window in one statement; return the counts."""
-    params: dict[str, object] = {f"b{i}": bucket for i, bucket in enumerate(buckets)}
+async def _step_hits(
+    session: Executor, buckets: list[str], window_start: int, step: int
+) -> dict[str, int]:
+    ordered = sorted(set(buckets))  # one lock order for every turn of every worker
+    params: dict[str, object] = {f"b{i}": bucket for i, bucket in enumerate(ordered)}
     result = await session.execute(
-        _hits_statement(len(buckets)), {**params, "window": window_start}
+        _hits_statement(len(ordered), step), {**params, "window": window_start}
     )
     return {str(bucket): int(count) for bucket, count in result.all()}
 
 
-@functools.cache
-def _uncount_statement(buckets: int) -> sa.TextClause:
-    names = ", ".join(f":b{i}" for i in range(buckets))
-    return sa.text(
-        "UPDATE rate_limit_counters SET count = count - 1"
-        f" WHERE window_start = :window AND bucket IN ({names}) AND count > 0"
-    )
+async def count_hits(session: Executor, *, buckets: list[str], window_start: int) -> dict[str, int]:
+    """Add one to each bucket's counter of this window in one statement; return the counts."""
+    return await _step_hits(session, buckets, window_start, 1)
 
 
 async def uncount_hits(session: Executor, *, buckets: list[str], window_start: int) -> None:
     """Take back what count_hits added, for a turn that was refused."""
-    params: dict[str, object] = {f"b{i}": bucket for i, bucket in enumerate(buckets)}
-    await session.execute(_uncount_statement(len(buckets)), {**params, "window": window_start})
+    await _step_hits(session, buckets, window_start, -1)
 
 
 async def forget_old_counters(session: AsyncSession, *, before: int) -> int:

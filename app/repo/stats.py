@@ -13,9 +13,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.models import Conversation
+from app.models import Conversation, Message, aware
 
 conversations: sa.Table = Conversation.__table__  # type: ignore[attr-defined]
+messages: sa.Table = Message.__table__  # type: ignore[attr-defined]
 
 TOP_QUESTIONS = 10
 # Distinct first questions brought back to be merged in Python (see _top_questions).
@@ -47,11 +48,15 @@ def question_key(text: str) -> str:
     return re.sub(r"\s+", " ", key)
 
 
-async def _top_questions(session: AsyncSession, *, shop_id: int) -> list[dict[str, object]]:
-    """The shop's most asked first questions.
+async def _top_questions(
+    session: AsyncSession, *, shop_id: int, since: datetime
+) -> list[dict[str, object]]:
+    """The shop's most asked first questions, of the conversations started since `since`.
 
     Each conversation keeps its first question (written by its first turn), so this reads
-    the shop's conversations, not their messages. The database groups them by their text and
+    the shop's conversations, not their messages; and only those of the days the dashboard
+    shows, so that what shoppers ask now is not buried under years of history (and the cost
+    follows the shop's recent traffic, not its age). The database groups them by their text and
     brings back the QUESTION_GROUPS largest groups; question_key merges those that differ only
     in case, punctuation or spacing. (Computing that key in the database cost PostgreSQL more
     than the rest of the query.) Exact while a shop has fewer distinct first questions than
@@ -62,7 +67,11 @@ async def _top_questions(session: AsyncSession, *, shop_id: int) -> list[dict[st
     earliest = sa.func.min(conversations.c.id)
     groups = await session.execute(
         sa.select(question, sa.func.count(), earliest)
-        .where(conversations.c.shop_id == shop_id, question.is_not(None))
+        .where(
+            conversations.c.shop_id == shop_id,
+            conversations.c.created_at >= since,
+            question.is_not(None),
+        )
         .group_by(question)
         .order_by(sa.func.count().desc(), earliest)
         .limit(QUESTION_GROUPS)
@@ -82,30 +91,73 @@ async def _top_questions(session: AsyncSession, *, shop_id: int) -> list[dict[st
     return [{"question": shown[firsts[key]], "count": counts[key]} for key in top]
 
 
+async def unanswered_questions(
+    session: AsyncSession, *, shop_id: int, limit: int = TOP_QUESTIONS
+) -> list[dict[str, object]]:
+    """What shoppers asked that the catalog, policies and FAQ had no answer to, the most
+    recently asked first, each with how often: what the merchant could add."""
+    reply, asked = messages.alias("reply"), messages.alias("asked")
+    last = sa.func.max(reply.c.created_at)
+    groups = await session.execute(
+        sa.select(asked.c.content, sa.func.count(), last)
+        .select_from(reply)
+        .join(conversations, conversations.c.id == reply.c.conversation_id)
+        .join(asked, asked.c.id == reply.c.reply_to_id)
+        .where(reply.c.unanswered.is_(True), conversations.c.shop_id == shop_id)
+        .group_by(asked.c.content)
+        .order_by(last.desc())
+        .limit(QUESTION_GROUPS)
+    )
+    counts: dict[str, int] = {}
+    latest: dict[str, datetime] = {}
+    shown: dict[str, str] = {}
+    for text, count, when in groups.all():
+        key = question_key(str(text))
+        if key:
+            counts[key] = counts.get(key, 0) + int(count)
+            when = aware(when)
+            if key not in latest or when > latest[key]:
+                latest[key], shown[key] = when, str(text).strip()
+    newest = sorted(counts, key=lambda key: latest[key], reverse=True)[:limit]
+    return [
+        {
+            "question": shown[key],
+            "count": counts[key],
+            "last_asked_at": latest[key].isoformat().replace("+00:00", "Z"),
+        }
+        for key in newest
+    ]
+
+
 async def shop_stats(
     session: AsyncSession, *, shop_id: int, now: datetime, days: int = 30
 ) -> dict[str, object]:
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     week = today - timedelta(days=today.weekday())
     since = today - timedelta(days=days - 1)
-    mine = conversations.c.shop_id == shop_id
-    counted = await session.execute(
-        sa.select(
-            sa.func.count(),
-            sa.func.count().filter(conversations.c.status == "abandoned"),
-            sa.func.count().filter(conversations.c.created_at >= today),
-            sa.func.count().filter(conversations.c.created_at >= week),
-            sa.func.coalesce(sa.func.sum(conversations.c.message_count), 0),
-        ).where(mine)
-    )
-    total, abandoned, on_today, this_week, messages_total = (int(n) for n in counted.one())
+    # One pass over the shop's conversations, grouped by the day each started: the totals,
+    # today's, this week's and the chart's days are sums of those groups (a shop has a few
+    # thousand days at most), read from the index on (shop, start) without the table's rows.
     day = utc_day(conversations.c.created_at)
     per_day = await session.execute(
-        sa.select(day, sa.func.count())
-        .where(mine, conversations.c.created_at >= since)
+        sa.select(
+            day,
+            sa.func.count(),
+            sa.func.count().filter(conversations.c.status == "abandoned"),
+            sa.func.coalesce(sa.func.sum(conversations.c.message_count), 0),
+        )
+        .where(conversations.c.shop_id == shop_id)
         .group_by(day)
     )
-    started = {when: int(n) for when, n in per_day.all()}
+    started: dict[date, int] = {}
+    total = abandoned = messages_total = 0
+    for when, count, left, said in per_day.all():
+        started[when] = int(count)
+        total += int(count)
+        abandoned += int(left)
+        messages_total += int(said)
+    on_today = started.get(today.date(), 0)
+    this_week = sum(n for when, n in started.items() if when >= week.date())
     return {
         "conversations_today": on_today,
         "conversations_this_week": this_week,
@@ -113,7 +165,8 @@ async def shop_stats(
         "messages_total": messages_total,
         "average_messages_per_conversation": round(messages_total / total, 1) if total else 0,
         "abandonment_rate": round(abandoned / total, 3) if total else 0,
-        "top_questions": await _top_questions(session, shop_id=shop_id),
+        "top_questions": await _top_questions(session, shop_id=shop_id, since=since),
+        "unanswered_questions": await unanswered_questions(session, shop_id=shop_id),
         "per_day": [
             {
                 "date": (since + timedelta(days=i)).date().isoformat(),
@@ -124,4 +177,4 @@ async def shop_stats(
     }
 
 
-__all__ = ["shop_stats"]
+__all__ = ["shop_stats", "unanswered_questions"]

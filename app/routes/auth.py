@@ -10,11 +10,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app import repo
+from app.catalog import sync as catalog_sync
 from app.errors import BadRequest, Forbidden, Unauthorized
-from app.merchants import state_of, store_grant
+from app.shop_tokens import store_grant
 from app.shopify import ShopifyAuthError, authorize_url, is_shop_domain, verify_oauth_query
 from app.shopify_admin import ShopifyAdminError, exchange_code
-from app.state import AppState
+from app.state import AppState, state_of
+from app.storefront_settings import publish_storefront_settings
 
 STATE_COOKIE = "scw_oauth_state"
 STATE_MAX_AGE = 600
@@ -82,7 +84,10 @@ async def callback(request: Request) -> Response:
         grant = await exchange_code(state.shopify, shop=params["shop"], code=code)
     except ShopifyAdminError as exc:
         raise Forbidden("code_exchange_failed", f"Shopify did not grant access: {exc}") from exc
-    await store_grant(state, params["shop"], grant)
+    shop = await store_grant(state, params["shop"], grant)
+    await catalog_sync.start_import(state, shop)  # installed or reinstalled: read its catalog
+    # The widget learns the app's host from these metafields, before any settings are saved.
+    state.sweeper.spawn(publish_storefront_settings(state, shop))
     response = RedirectResponse(
         f"https://{params['shop']}/admin/apps/{state.settings.shopify_api_key}", 302
     )

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app import repo
-from app.demo import DEMO_SHOP
+from app.dev.demo import DEMO_SHOP
 from app.errors import Unauthorized
 from app.merchants import (
     DEV_COOKIE,
@@ -20,17 +20,22 @@ from app.merchants import (
     dev_shop,
     mint_session_token,
     session_token_of,
-    state_of,
 )
 from app.routes.auth import begin_install, frame_ancestors
 from app.shopify import ShopifyAuthError, is_shop_domain, verify_oauth_query
+from app.state import state_of
 from app.validation import read_form, uuid4_field
 
 APP = Path(__file__).resolve().parent.parent
 templates = Environment(
     loader=FileSystemLoader(APP / "templates"), autoescape=select_autoescape(["html"])
 )
-PAGES = {"conversations": "Conversations", "stats": "Statistics", "settings": "Settings"}
+PAGES = {
+    "conversations": "Conversations",
+    "inbox": "Inbox",
+    "stats": "Statistics",
+    "settings": "Settings",
+}
 
 
 def _render(
@@ -112,6 +117,7 @@ def _page(template: str, page: str, *path_params: str) -> Callable[[Request], Aw
 
 conversations_page = _page("conversations.html", "conversations")
 conversation_page = _page("conversation.html", "conversations", "conversation_id")
+inbox_page = _page("inbox.html", "inbox")
 stats_page = _page("stats.html", "stats")
 settings_page = _page("settings.html", "settings")
 
@@ -151,6 +157,7 @@ def dashboard_routes(development: bool) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/", home, methods=["GET"]),
         Route("/conversations/{conversation_id}", conversation_page, methods=["GET"]),
+        Route("/inbox", inbox_page, methods=["GET"]),
         Route("/stats", stats_page, methods=["GET"]),
         Route("/settings", settings_page, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=APP / "static"), name="static"),

@@ -1,4 +1,5 @@
-/* The dashboard's pages: each reads /api/admin/ with an App Bridge session token. */
+/* The dashboard's pages: each reads /api/admin/ with an App Bridge session token. The live
+   pages (inbox.js, conversation.js) add themselves to window.scwDashboard.pages. */
 (() => {
   const body = document.body;
   const $ = (selector, root = document) => root.querySelector(selector);
@@ -20,7 +21,7 @@
 
   async function call(path, options = {}, retried = false) {
     const token = await sessionToken();
-    const headers = Object.assign({ Authorization: 'Bearer ' + token }, options.body ? { 'Content-Type': 'application/json' } : {});
+    const headers = Object.assign({ Authorization: 'Bearer ' + token }, options.body ? { 'Content-Type': 'application/json' } : {}, options.headers);
     const response = await fetch(path, Object.assign({}, options, { headers }));
     if (response.status === 401 && response.headers.get('X-Shopify-Retry-Invalid-Session-Request') && !retried) {
       cached = null;
@@ -33,7 +34,12 @@
     const response = await call(path, options);
     if (response.status === 204) return null;
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error((data.error && data.error.message) || 'Request failed (' + response.status + ')');
+    if (!response.ok) {
+      const error = new Error((data.error && data.error.message) || 'Request failed (' + response.status + ')');
+      error.status = response.status;
+      error.code = data.error && data.error.code;
+      throw error;
+    }
     return data;
   }
 
@@ -138,54 +144,6 @@
     load(false);
   }
 
-  /* ---- one conversation ---- */
-  function conversation() {
-    const id = body.dataset.conversationId;
-    const dialog = $('[data-confirm]');
-    const list = $('[data-transcript]');
-    const more = $('[data-more]');
-    let after = null;
-
-    /* A page at a time, oldest first: a long conversation is not read whole. */
-    async function load() {
-      more.disabled = true;
-      const query = after ? '?after=' + encodeURIComponent(after) : '';
-      try {
-        const data = await api('/api/admin/conversations/' + encodeURIComponent(id) + query);
-        const c = data.conversation;
-        $('[data-meta]').replaceChildren(badge(c.status), ' Started ' + when(c.created_at) + ' · last activity ' + when(c.last_activity_at) + ' · ' + (c.customer_id ? 'customer ' + c.customer_id : 'guest'));
-        for (const message of data.messages) {
-          const item = make('li', message.content, message.role);
-          const note = message.status === 'complete' ? '' : ' · ' + message.status;
-          item.append(make('small', (message.role === 'user' ? 'Shopper' : 'Assistant') + ' · ' + when(message.created_at) + note));
-          list.append(item);
-        }
-        after = data.next_after;
-        more.hidden = !after;
-      } catch (error) {
-        toast(error.message);
-      } finally {
-        more.disabled = false;
-      }
-    }
-
-    more.addEventListener('click', load);
-    load();
-    $('[data-delete]').addEventListener('click', () => {
-      dialog.returnValue = ''; /* Escape must not repeat an earlier choice */
-      dialog.showModal();
-    });
-    dialog.addEventListener('close', async () => {
-      if (dialog.returnValue !== 'delete') return;
-      try {
-        await api('/api/admin/conversations/' + encodeURIComponent(id), { method: 'DELETE' });
-        window.location.href = '/?deleted=1';
-      } catch (error) {
-        toast(error.message);
-      }
-    });
-  }
-
   /* ---- statistics ---- */
   function chart(container, days) {
     const ns = 'http://www.w3.org/2000/svg';
@@ -227,7 +185,50 @@
       const list = $('[data-questions]');
       for (const item of data.top_questions) list.append(make('li', item.question + ' (' + item.count + ')'));
       $('[data-no-questions]').hidden = data.top_questions.length > 0;
+      const unanswered = $('[data-unanswered]');
+      for (const item of data.unanswered_questions) unanswered.append(make('li', item.question + ' (' + item.count + ')'));
+      $('[data-no-unanswered]').hidden = data.unanswered_questions.length > 0;
     }).catch((error) => toast(error.message));
+    catalog();
+  }
+
+  /* ---- the catalog card: how many products, the last sync, an import under way or failed ---- */
+  function catalog() {
+    const card = $('[data-catalog]');
+    if (!card) return;
+    const button = $('[data-catalog-sync]', card);
+    const error = $('[data-catalog-error]', card);
+    const state = $('[data-catalog-state]', card);
+    let timer = null;
+    const show = (data) => {
+      $('[data-catalog-count]', card).textContent = data.products.toLocaleString();
+      const busy = data.status === 'pending' || data.status === 'running';
+      const synced = data.last_synced_at ? 'Last synced ' + when(data.last_synced_at) + '.' : 'Not synced yet.';
+      if (busy) {
+        const total = data.products_total ? ' of ' + data.products_total.toLocaleString() : '';
+        state.textContent = (data.status === 'pending' ? 'Import starting… ' : 'Importing ' + data.products_done.toLocaleString() + total + ' products… ') + synced;
+      } else {
+        state.textContent = synced;
+      }
+      error.hidden = data.status !== 'failed';
+      error.textContent = data.status === 'failed' ? 'The last import failed: ' + (data.error || 'unknown error') : '';
+      button.textContent = data.status === 'failed' ? 'Retry' : 'Sync catalog';
+      button.disabled = busy;
+      clearTimeout(timer);
+      if (busy) timer = setTimeout(load, 2000);
+    };
+    const load = () => api('/api/admin/catalog').then(show).catch((failure) => toast(failure.message));
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        show(await api('/api/admin/catalog/sync', { method: 'POST' }));
+        toast('Catalog import started');
+      } catch (failure) {
+        toast(failure.message);
+        button.disabled = false;
+      }
+    });
+    load();
   }
 
   /* ---- settings ---- */
@@ -265,6 +266,9 @@
       models.value = data.ai_models.includes(data.ai_model) ? data.ai_model : '';
       form.elements.ai_provider.value = data.ai_provider;
       form.elements.retention_days.value = data.retention_days || '';
+      const streaming = form.elements.direct_streams;
+      streaming.firstElementChild.textContent = "The app's default (" + data.defaults.direct_streams + ')';
+      streaming.value = data.direct_streams || '';
       picker.value = data.accent_color || data.defaults.accent_color;
       faq.replaceChildren();
       data.faq.forEach(addRow);
@@ -284,6 +288,7 @@
         ai_provider: form.elements.ai_provider.value,
         ai_model: value('ai_model'),
         retention_days: days === null ? null : Number(days),
+        direct_streams: form.elements.direct_streams.value || null,
         faq: [...faq.children].map((row) => ({
           question: row.querySelector('[name=question]').value.trim(),
           answer: row.querySelector('[name=answer]').value.trim(),
@@ -300,12 +305,14 @@
     });
   }
 
-  const pages = { conversations, conversation, stats, settings };
+  const pages = { conversations, stats, settings };
+  window.scwDashboard = { api, call, make, toast, when, badge, pages };
   const run = () => {
     if (new URLSearchParams(location.search).get('deleted')) toast('Conversation deleted');
-    const page = body.dataset.page === 'conversations' && body.dataset.conversationId ? 'conversation' : body.dataset.page;
+    const page = body.dataset.conversationId ? 'conversation' : body.dataset.page;
     if (pages[page]) pages[page]();
   };
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', run);
-  else run();
+  /* Deferred, as every page script is: DOMContentLoaded comes once all of them have run. */
+  if (document.readyState === 'complete') run();
+  else document.addEventListener('DOMContentLoaded', run);
 })();

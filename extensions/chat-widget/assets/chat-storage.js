@@ -1,5 +1,4 @@
-/* Storage for the chat widget: one namespaced key per shop, every call guarded.
-   localStorage, else sessionStorage, else memory: private browsing or a full quota never break the chat. */
+/* One key per shop: localStorage, else sessionStorage, else memory (docs/widget.md). */
 (() => {
   if (window.ScwStorage) return;
 
@@ -28,9 +27,7 @@
         try {
           const raw = store.getItem(this.key);
           if (raw) return JSON.parse(raw) || {};
-        } catch (error) {
-          /* unreadable or corrupt: try the next place */
-        }
+        } catch (error) {}
       }
       try {
         return JSON.parse(memory.get(this.key) || '{}');
@@ -47,12 +44,10 @@
           store.setItem(this.key, raw);
           return;
         } catch (error) {
-          /* full or blocked: make sure a stale copy cannot win, then fall through */
+          /* full or blocked: no stale copy may win */
           try {
             store.removeItem(this.key);
-          } catch (ignored) {
-            /* nothing more to do */
-          }
+          } catch (ignored) {}
         }
       }
     }
@@ -68,14 +63,12 @@
       for (const store of this.areas) {
         try {
           store.removeItem(this.key);
-        } catch (error) {
-          /* already unusable */
-        }
+        } catch (error) {}
       }
     }
   }
 
-  /* A random version 4 UUID; never Math.random or the clock. */
+  /* never Math.random or the clock */
   function uuid4() {
     const cryptoApi = window.crypto;
     if (cryptoApi && typeof cryptoApi.randomUUID === 'function') return cryptoApi.randomUUID();

@@ -1,5 +1,4 @@
-/* What the shopper sees of the server's text: DOM building, a safe markdown subset, and the
-   reader of server-sent events. Loaded before chat-widget.js, which uses it. */
+/* DOM building, a safe markdown subset, and the reader of server-sent events. */
 (() => {
   if (window.ScwText) return;
 
@@ -13,7 +12,7 @@
     return node;
   }
 
-  /* A small markdown subset, built with DOM methods: never HTML from the server. */
+  /* DOM methods only: never HTML from the server */
   const INLINE = /\*\*([^*]+)\*\*|\[([^\]]+)\]\((https?:\/\/[^\s)]+|\/[^\s)]*)\)/g;
   const ITEM = /^\s*([-*]|\d+\.)\s+/;
 
@@ -50,7 +49,6 @@
     }
   }
 
-  /* Server-sent events of a response; `alive` hears of every chunk, keep-alive comments too. */
   async function* readEvents(response, alive) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -83,7 +81,7 @@
     }
   }
 
-  /* A fraction in [0, 1) for jitter (crypto: the widget never uses Math.random). */
+  /* [0, 1) for jitter, never Math.random */
   const random = () => crypto.getRandomValues(new Uint32Array(1))[0] / 2 ** 32;
 
   window.ScwText = { make, renderMarkdown, readEvents, random };

@@ -1,22 +1,30 @@
-/* <chat-widget>: the storefront chat. Text and the proxy path come from the Liquid block. */
+/* <chat-widget>: the storefront chat (docs/widget.md). */
 (() => {
-  if (customElements.get('chat-widget') || !window.ScwStorage || !window.ScwText || !window.ScwPanel) return;
+  if (customElements.get('chat-widget') || !window.ScwStorage || !window.ScwText || !window.ScwPanel || !window.ScwCards || !window.ScwDirect || !window.ScwSessions || !window.ScwLive) return;
   const { ChatStorage, uuid4 } = window.ScwStorage;
   const { make, renderMarkdown, readEvents, random } = window.ScwText;
 
   class ChatWidget extends HTMLElement {
-    /* A stream silent for `stall` ms (the server pings every 15 s) is a dead connection, such as a
-       half-open mobile one: it is reconnected from its last event. Reconnects wait `backoff` ms,
-       doubling after each failure in a row (up to 16 times), ±50% so that the shoppers of a worker
-       that died do not all come back at once; after `attempts` failures in a row the error and
-       Retry show. Tests shorten them. */
-    static timing = { stall: 45000, backoff: 1000, attempts: 5 };
+    /* ms (docs/widget.md); tests shorten them */
+    static timing = { stall: 45000, backoff: 1000, attempts: 5, liveBackoff: 1000, liveCap: 30000, heartbeat: 30000, typist: 5000 };
 
     connectedCallback() {
       if (this.panel) return;
       this.text = JSON.parse(this.querySelector('[data-scw-text]').textContent);
       this.proxy = this.dataset.proxy;
-      this.storage = new ChatStorage(this.dataset.shop);
+      this.askButtons = [...document.querySelectorAll('[data-scw-ask]')];
+      const own = this.askButtons.find((button) => button.dataset.conversation === 'product' && button.dataset.product);
+      if (own) this.dataset.product = own.dataset.product;
+      this.productConversation = own ? own.dataset.product : null;
+      this.storage = new ChatStorage(this.dataset.shop + (own ? ':product:' + own.dataset.product : ''));
+      this.onAsk = () => {
+        this.open();
+        this.input.focus();
+      };
+      for (const button of this.askButtons) {
+        button.hidden = false;
+        button.addEventListener('click', this.onAsk);
+      }
       this.replies = new Map();
       this.build();
       this.onClick = (event) => this.handleClick(event);
@@ -33,6 +41,7 @@
         this.channel = new BroadcastChannel(this.storage.key);
         this.channel.onmessage = (event) => this.onBroadcast(event.data || {});
       }
+      this.connectLive();
       const saved = this.storage.read();
       if (saved.sessionId) this.restore();
       else this.showGreeting();
@@ -40,10 +49,12 @@
     }
 
     disconnectedCallback() {
+      for (const button of this.askButtons) button.removeEventListener('click', this.onAsk);
       this.removeEventListener('click', this.onClick);
       this.removeEventListener('keydown', this.onKey);
       window.removeEventListener('storage', this.onStorage);
       if (this.channel) this.channel.close();
+      this.disconnectLive();
       this.cancel();
     }
 
@@ -55,8 +66,6 @@
       return fetch(this.url(path), { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream, application/json' }, body: JSON.stringify(body), signal, keepalive: !signal });
     }
 
-    /* ---- messages on screen ---- */
-
     showGreeting() {
       this.list.replaceChildren();
       this.addMessage('assistant', this.text.greeting).classList.add('scw__message--greeting');
@@ -65,7 +74,8 @@
 
     addMessage(role, content, options = {}) {
       const item = make('li', 'scw__message scw__message--' + role);
-      item.append(make('span', 'scw__sr', { text: (role === 'user' ? this.text.you : this.text.assistant) + ': ' }));
+      if (role === 'team') item.append(make('span', 'scw__author', { text: this.teamName(options.author) }));
+      else item.append(make('span', 'scw__sr', { text: (role === 'user' ? this.text.you : this.text.assistant) + ': ' }));
       const body = item.appendChild(make('div', 'scw__bubble'));
       item.content = content;
       if (role === 'user') body.textContent = content;
@@ -112,8 +122,6 @@
       this.setBusy(false);
     }
 
-    /* ---- sending and streaming ---- */
-
     submit() {
       const text = this.input.value.trim();
       if (!text || this.stream) return;
@@ -134,11 +142,15 @@
       if (!this.list.querySelector(`[data-client="${clientMessageId}"]`)) {
         this.addMessage('user', text).dataset.client = clientMessageId;
       }
-      const stream = (this.stream = { events: 0 });
+      const stream = (this.stream = { events: 0, sentAt: performance.now() });
       this.setBusy(true);
+      /* handed over: the team answers, the assistant does not type */
+      if (this.person()) this.typing.hidden = true;
       let response;
       try {
-        response = await this.connect(stream, (signal) => this.post('/messages', { session_id: this.sessionId, message: text, client_message_id: clientMessageId }, signal));
+        const context = this.dataset.product ? { product: this.dataset.product, conversation: this.productConversation ? 'product' : 'shop' } : undefined;
+        const body = { session_id: this.sessionId, message: text, client_message_id: clientMessageId, context };
+        response = await this.connect(stream, (signal) => this.sendDirect(stream, body, signal));
       } catch (error) {
         return this.fail(stream);
       }
@@ -147,7 +159,7 @@
         const body = await response.json().catch(() => ({}));
         const code = body.error && body.error.code;
         if (!resent && (code === 'session_ended' || code === 'session_not_yours')) {
-          /* the session ended elsewhere: start a new one and send the message there */
+          /* ended elsewhere: a new session */
           this.storage.update({ sessionId: uuid4() });
           return this.send(text, clientMessageId, true);
         }
@@ -155,11 +167,11 @@
         return this.showError(response.status === 429 ? this.text.rateLimited.replace('{s}', wait) : this.text.error);
       }
       this.broadcast('turn');
+      this.hold();
       await this.follow(stream, response);
     }
 
-    /* One connection of the stream, with its own abort controller, which the watchdog trips
-       when nothing has come for timing.stall ms. */
+    /* the watchdog aborts a connection silent for timing.stall */
     connect(stream, request) {
       const controller = (stream.controller = new AbortController());
       stream.alive = () => {
@@ -175,7 +187,6 @@
       if (this.stream === stream) this.stream = null;
     }
 
-    /* Stops following (reset, a reload of the history, leaving the page): no error shows. */
     cancel() {
       const stream = this.stream;
       if (!stream) return;
@@ -189,7 +200,6 @@
       this.showError(this.text.error);
     }
 
-    /* Follows the reply to its end, reconnecting from its last event after a break or a stall. */
     async follow(stream, response) {
       const { backoff, attempts } = ChatWidget.timing;
       for (let failures = 0; ; ) {
@@ -202,7 +212,7 @@
         if (this.stream !== stream) return;
         const headers = stream.lastEventId ? { 'Last-Event-ID': stream.lastEventId } : {};
         try {
-          response = await this.connect(stream, (signal) => fetch(this.url(`/messages/${stream.id}/stream`, { session_id: this.sessionId }), { headers, signal }));
+          response = await this.connect(stream, (signal) => this.resumeDirect(stream, headers, signal));
         } catch (error) {
           response = null;
         }
@@ -210,31 +220,44 @@
       this.fail(stream);
     }
 
-    /* Shows one connection's events; true once the reply has ended (or the stream is dropped). */
     async read(stream, response) {
       let item = stream.id ? this.replyItem(stream.id) : null;
       try {
         for await (const event of readEvents(response, stream.alive)) {
           if (this.stream !== stream) return true;
           stream.events += 1;
+          this.timeEvent(stream, event.event);
           const data = event.data;
           if (event.event === 'start') {
+            if (!data.assistant_message_id) continue;
             stream.id = data.assistant_message_id;
             item = this.replyItem(stream.id);
             this.setStatus(item, 'streaming');
-            /* From the reply's start (a new turn, a retry replaying it): it replaces what was shown */
-            if (/:0$/.test(event.id || ':0')) this.render(item, '');
+            /* a replay from the start replaces what was shown */
+            if (/:0$/.test(event.id || ':0')) {
+              this.render(item, '');
+              this.showProducts(item, []);
+            }
             if (stream.stopRequested) this.stop();
           } else if (event.event === 'delta' && item) {
             this.typing.hidden = true;
             stream.lastEventId = event.id;
             this.render(item, item.content + data.text);
+          } else if (event.event === 'products' && item) {
+            this.showProducts(item, data.products);
           } else if (event.event === 'done' && item) {
             this.setStatus(item, data.status);
             this.live.textContent = item.content;
             this.pending = null;
             this.end(stream);
             this.setBusy(false);
+            return true;
+          } else if (event.event === 'queued') {
+            /* handed over: the message is saved for the team, no reply comes */
+            this.pending = null;
+            this.end(stream);
+            this.setBusy(false);
+            this.setState(Object.assign({}, this.state, data));
             return true;
           } else if (event.event === 'error') {
             if (item) this.setStatus(item, 'error');
@@ -243,7 +266,7 @@
           }
         }
       } catch (error) {
-        /* broken, or stalled and aborted by the watchdog */
+        /* broken, or stalled */
       }
       clearTimeout(stream.timer);
       return false;
@@ -261,10 +284,8 @@
       this.replyItem(id);
       let response = null;
       try {
-        response = await this.connect(stream, (signal) => fetch(this.url(`/messages/${id}/stream`, { session_id: this.sessionId }), { signal }));
-      } catch (error) {
-        /* reconnected by follow */
-      }
+        response = await this.connect(stream, (signal) => this.resumeDirect(stream, {}, signal));
+      } catch (error) {}
       if (this.stream === stream) await this.follow(stream, response);
     }
 
@@ -276,107 +297,8 @@
       }
       this.post(`/messages/${this.stream.id}/stop`, { session_id: this.sessionId }).catch(() => {});
     }
-
-    /* ---- sessions ---- */
-
-    async restore() {
-      const saved = this.storage.read();
-      if (!saved.sessionId) return this.showFresh();
-      this.sessionId = saved.sessionId;
-      let page;
-      try {
-        const response = await fetch(this.url('/history', { session_id: this.sessionId, limit: 30 }));
-        if (!response.ok) return;
-        page = await response.json();
-      } catch (error) {
-        return;
-      }
-      if (page.status !== 'active') {
-        /* ended or abandoned: start fresh; unknown: nothing saved yet, keep the id for the first message */
-        if (page.status !== 'unknown') this.storage.update({ sessionId: null });
-        return this.showFresh();
-      }
-      this.cancel();
-      this.setBusy(false);
-      this.error.hidden = true;
-      this.pending = null;
-      this.list.replaceChildren();
-      this.replies.clear();
-      this.renderPage(page);
-      const [asked, last] = page.messages.slice(-2);
-      if (!last || last.role !== 'assistant' || (last.status !== 'streaming' && last.status !== 'error')) return;
-      /* An unfinished last turn: its Retry sends the same message with the same id */
-      if (asked && asked.role === 'user' && asked.client_message_id) this.pending = { text: asked.content, clientMessageId: asked.client_message_id };
-      if (last.status === 'streaming') this.resume(last.id);
-      else if (this.pending) this.showError(this.text.error);
-    }
-
-    renderPage(page, before) {
-      for (const message of page.messages) {
-        const item = this.addMessage(message.role, message.content, { id: message.id, status: message.status, before });
-        if (message.role === 'assistant') this.replies.set(message.id, item);
-        else if (message.client_message_id) item.dataset.client = message.client_message_id;
-      }
-      this.nextBefore = page.next_before;
-      this.earlier.hidden = !this.nextBefore;
-    }
-
-    async loadEarlier() {
-      if (!this.nextBefore) return;
-      const body = this.list.parentElement;
-      const height = body.scrollHeight;
-      try {
-        const response = await fetch(this.url('/history', { session_id: this.sessionId, limit: 30, before: this.nextBefore }));
-        if (!response.ok) return;
-        this.renderPage(await response.json(), this.list.firstElementChild);
-      } catch (error) {
-        return;
-      }
-      body.scrollTop = body.scrollHeight - height;
-    }
-
-    showFresh() {
-      this.cancel();
-      this.pending = null;
-      this.sessionId = null;
-      this.replies.clear();
-      this.error.hidden = true;
-      this.setBusy(false);
-      this.showGreeting();
-    }
-
-    reset(end) {
-      const sessionId = this.storage.read().sessionId;
-      if (sessionId) this.post('/sessions/end', { session_id: sessionId }).catch(() => {});
-      this.storage.update({ sessionId: null });
-      this.broadcast('reset');
-      this.showFresh();
-      this.confirm.hidden = true;
-      if (end) {
-        this.live.textContent = this.text.ended;
-        this.close();
-      } else this.input.focus();
-    }
-
-    /* ---- other tabs ---- */
-
-    broadcast(type) {
-      if (this.channel) this.channel.postMessage({ type, sessionId: this.sessionId });
-    }
-
-    onBroadcast(message) {
-      if (message.type === 'reset') this.showFresh();
-      else if (message.type === 'turn' && !this.stream) setTimeout(() => this.restore(), 150);
-    }
-
-    sync() {
-      const sessionId = this.storage.read().sessionId || null;
-      if (sessionId === (this.sessionId || null)) return;
-      if (!sessionId) this.showFresh();
-      else this.restore();
-    }
   }
 
-  Object.assign(ChatWidget.prototype, window.ScwPanel);
+  Object.assign(ChatWidget.prototype, window.ScwPanel, window.ScwCards, window.ScwDirect, window.ScwSessions, window.ScwLive);
   customElements.define('chat-widget', ChatWidget);
 })();

@@ -1,31 +1,17 @@
-"""Tables: shops, their FAQ entries, conversations and messages, and the running workers."""
+"""Tables: shops, their FAQ entries, conversations and messages, the running workers; the
+catalog's in app/models/catalog.py."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for messages.
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+from app.models.common import BigId, aware, iso, new_public_id, utcnow
 
 CONVERSATION_STATUSES = ("active", "ended", "abandoned")
 MESSAGE_STATUSES = ("complete", "streaming", "stopped", "error")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_public_id() -> str:
-    return str(uuid.uuid4())
-
-
-def aware(value: datetime) -> datetime:
-    """SQLite hands datetimes back naive; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Shop(SQLModel, table=True):
@@ -50,6 +36,8 @@ class Shop(SQLModel, table=True):
     ai_provider: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
     ai_model: str | None = Field(default=None, sa_column=sa.Column(sa.String(100)))
     retention_days: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    # How the widget streams (auto, always, never); None: the operator's DIRECT_STREAMS.
+    direct_streams: str | None = Field(default=None, sa_column=sa.Column(sa.String(8)))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
     )
@@ -83,7 +71,21 @@ class Conversation(SQLModel, table=True):
         sa.Index("ix_conversations_shop_activity", "shop_id", "last_activity_at"),
         sa.Index("ix_conversations_status_activity", "status", "last_activity_at"),
         sa.Index("ix_conversations_shop_customer", "shop_id", "customer_id"),
-        sa.Index("ix_conversations_shop_created", "shop_id", "created_at"),
+        # The statistics read status and message count from the index alone (migration 0009).
+        sa.Index(
+            "ix_conversations_shop_created",
+            "shop_id",
+            "created_at",
+            postgresql_include=["status", "message_count"],
+        ),
+        # The inbox: a shop's conversations with a person or waiting for one (few).
+        sa.Index(
+            "ix_conversations_shop_handed_over",
+            "shop_id",
+            "waiting_since",
+            sqlite_where=sa.text("handler <> 'assistant'"),
+            postgresql_where=sa.text("handler <> 'assistant'"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
@@ -112,6 +114,27 @@ class Conversation(SQLModel, table=True):
         default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
     )
     first_question: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # A conversation about one product (the "Ask about this product" block's separate
+    # conversations): its handle, told to the model on every turn.
+    product_handle: str | None = Field(default=None, sa_column=sa.Column(sa.String(255)))
+    # Who answers (docs/live.md): the assistant, nobody yet (waiting for a person since
+    # waiting_since), or the team member `assignee` (a session token's `sub`).
+    handler: str = Field(
+        default="assistant",
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default="assistant"),
+    )
+    assignee: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    waiting_since: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+    # An address the shopper left for a reply when nobody was online.
+    contact_email: str | None = Field(default=None, sa_column=sa.Column(sa.String(320)))
+    # The shopper's last sign of life (a page load, a heartbeat, an open stream): "online".
+    seen_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+    # The last message the team has read: later shopper messages are unread.
+    read_message_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
 
 
 class Message(SQLModel, table=True):
@@ -150,6 +173,14 @@ class Message(SQLModel, table=True):
             sqlite_where=sa.text("status = 'streaming'"),
             postgresql_where=sa.text("status = 'streaming'"),
         ),
+        # The merchant's unanswered questions: the few replies that found nothing.
+        sa.Index(
+            "ix_messages_unanswered",
+            "conversation_id",
+            "id",
+            sqlite_where=sa.text("unanswered"),
+            postgresql_where=sa.text("unanswered"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
@@ -181,6 +212,16 @@ class Message(SQLModel, table=True):
     # The worker generating a streaming reply (Worker.id). No foreign key: a worker's row goes
     # when it stops or is found dead, and its replies must keep saying whose they were.
     worker_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(32)))
+    # A reply's product cards (JSON list, app/assistant/cards.py) and the tools it used (JSON
+    # list of {"name", "arguments", "result"}), saved as soon as they are known so that a
+    # resume, a retry and the merchant's transcript see what the shopper saw.
+    products: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    tools: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    # A reply whose searches found nothing (or that ran out of tool rounds): the merchant's
+    # "unanswered questions". NULL for the rest, so the partial index stays small.
+    unanswered: bool | None = Field(default=None, sa_column=sa.Column(sa.Boolean))
+    # A team member's message (role "team"): their display name as it was when they wrote.
+    author: str | None = Field(default=None, sa_column=sa.Column(sa.String(80)))
 
 
 class Worker(SQLModel, table=True):
@@ -227,6 +268,43 @@ class WebhookEvent(SQLModel, table=True):
     )
 
 
+class ConversationEvent(SQLModel, table=True):
+    """What happened to a conversation besides its messages (docs/live.md): handed over, a
+    team member joining or leaving, handed back, ended, abandoned, a contact address left.
+    Its id orders it on the conversation's live stream, with the messages'."""
+
+    __tablename__ = "conversation_events"
+    __table_args__ = (sa.Index("ix_conversation_events_conversation_id", "conversation_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True))
+    conversation_id: int = Field(
+        sa_column=sa.Column(
+            BigId, sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    kind: str = Field(sa_column=sa.Column(sa.String(24), nullable=False))
+    name: str | None = Field(default=None, sa_column=sa.Column(sa.String(80)))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+
+
+class StaffMember(SQLModel, table=True):
+    """A team member of a shop, by their session token's `sub`: the name shoppers see, and
+    when their inbox was last open (the team is "online")."""
+
+    __tablename__ = "staff_members"
+
+    shop_id: int = Field(
+        sa_column=sa.Column(BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    )
+    sub: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    display_name: str | None = Field(default=None, sa_column=sa.Column(sa.String(80)))
+    seen_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+
+
 class OAuthNonce(SQLModel, table=True):
     """An OAuth state nonce that has been used: a callback is accepted once per nonce."""
 
@@ -265,3 +343,28 @@ class RateLimitCounter(SQLModel, table=True):
     bucket: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
     window_start: int = Field(sa_column=sa.Column(sa.BigInteger, primary_key=True))
     count: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False))
+
+
+# The catalog's tables, in the same metadata.
+from app.models.catalog import (  # noqa: E402
+    Catalog,
+    CatalogStagedRow,
+    CatalogTerm,
+    KnowledgeEntry,
+    Product,
+    ShopPolicy,
+)
+
+__all__ = [
+    "BigId",
+    "Catalog",
+    "CatalogStagedRow",
+    "CatalogTerm",
+    "KnowledgeEntry",
+    "Product",
+    "ShopPolicy",
+    "aware",
+    "iso",
+    "new_public_id",
+    "utcnow",
+]
