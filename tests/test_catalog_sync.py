@@ -314,6 +314,36 @@ async def test_two_workers_racing_run_one_import(
     assert await sync.run_import(workers[1], shop) == "busy", "finished: nothing is due"
 
 
+async def test_an_import_asked_for_as_a_run_lets_go_runs_again_at_once(
+    worker: AppState, fake: FakeShopify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = await installed(worker.db, fake, [graphql_product(title="Before")])
+    shop_id = await shop_id_of(worker.db, shop)
+    release = repo.release_import_lease
+    asked: list[bool] = []
+
+    async def asked_in_the_gap(session: Any, **kwargs: Any) -> bool:
+        # The run has written "finished" and still holds the lease: a request now (a
+        # product changed in bulk, the merchant pressing "Sync") read nothing of this run.
+        if not asked:
+            fake.catalogs.shop(shop).products = [graphql_product(title="After")]
+            asked.append(await sync.request_import(worker, shop_id))
+        return await release(session, **kwargs)
+
+    monkeypatch.setattr(repo, "release_import_lease", asked_in_the_gap)
+    assert await import_now(worker, shop) == "finished"
+    assert asked == [True], "asked for, not refused as if one were running"
+
+    async def answered() -> bool:
+        found = await catalog(worker.db, shop)
+        titles = {p.title for p in (await visible(worker.db, shop)).values()}
+        return found.status == "finished" and titles == {"After"}
+
+    await eventually(answered)
+    names = [name for s, name in fake.catalogs.calls if s == shop]
+    assert names.count("CatalogShop") == 2, "run again by the worker, not left to the sweeper"
+
+
 @pytest.fixture
 def app_server(
     start_server: Callable[..., LiveServer], admin: tuple[FakeShopify, LiveServer]

@@ -251,7 +251,11 @@ async def run_import(state: AppState, shop_domain: str, *, bulk_above: int = BUL
         return "failed"
     finally:
         async with state.db.session() as session:
-            await repo.release_import_lease(session, shop_id=shop.id, lease=run.lease)
+            again = await repo.release_import_lease(session, shop_id=shop.id, lease=run.lease)
+        if again:
+            # Asked for while this run held the lease, after it had read the shop: left
+            # pending, it would wait for the sweeper's next round.
+            state.sweeper.spawn(run_import(state, shop_domain, bulk_above=bulk_above))
     return "finished"
 
 

@@ -201,8 +201,16 @@ async def fail_import(
     await clear_staged(session, shop_id=shop_id)
 
 
-async def release_import_lease(session: AsyncSession, *, shop_id: int, lease: datetime) -> None:
-    await session.execute(sa.update(catalogs).where(_held(shop_id, lease)).values(lease_until=None))
+async def release_import_lease(session: AsyncSession, *, shop_id: int, lease: datetime) -> bool:
+    """Let go of the lease. Returns whether an import was asked for while it was held and
+    is due now (asked after this run read the shop, so this run did not answer it)."""
+    result = await session.execute(
+        sa.update(catalogs)
+        .where(_held(shop_id, lease))
+        .values(lease_until=None)
+        .returning(catalogs.c.status)
+    )
+    return result.scalar_one_or_none() == "pending"
 
 
 async def due_imports(session: AsyncSession, *, now: datetime, limit: int) -> list[str]:
