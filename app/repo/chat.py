@@ -160,6 +160,25 @@ async def session_conversation(
     return one(ConversationRow, result.first())
 
 
+async def customers_conversation(
+    session: Executor, *, shop_id: int, customer_id: str
+) -> ConversationRow | None:
+    """A logged-in customer's current conversation with the shop, on whichever device they
+    started it: their latest active one, not one of a product's own."""
+    result = await session.execute(
+        sa.select(conversations)
+        .where(
+            conversations.c.shop_id == shop_id,
+            conversations.c.customer_id == customer_id,
+            conversations.c.status == "active",
+            conversations.c.product_handle.is_(None),
+        )
+        .order_by(conversations.c.last_activity_at.desc(), conversations.c.id.desc())
+        .limit(1)
+    )
+    return one(ConversationRow, result.first())
+
+
 async def open_conversation(
     session: Executor, *, shop_id: int, session_id: str, customer_id: str | None
 ) -> tuple[ConversationRow, bool]:

@@ -12,7 +12,9 @@ from app import repo, turns
 from app.conversations import handover, notices
 from app.conversations.stream import message_json
 from app.errors import Unauthorized
-from app.repo.rows import MessageRow
+from app.models import aware
+from app.repo.common import Executor
+from app.repo.rows import ConversationRow, MessageRow
 from app.routes import streams
 from app.schemas.fields import read, read_query
 from app.schemas.storefront import (
@@ -137,6 +139,25 @@ async def session_status(request: Request) -> Response:
     return _status(session_id, conversation.status, conversation.handler)
 
 
+async def _customers_current(
+    connection: Executor, caller: turns.Caller, own: ConversationRow | None
+) -> ConversationRow | None:
+    """The conversation a logged-in customer's device carries on (docs/live.md): the
+    session's own, if it is active and at least as recent as any other of theirs; else their
+    latest active one, from whichever device. A product's own conversation stays its own."""
+    if own is not None and own.product_handle is not None:
+        return own
+    assert caller.customer_id is not None
+    latest = await repo.customers_conversation(
+        connection, shop_id=caller.shop_id, customer_id=caller.customer_id
+    )
+    if own is None or latest is None:
+        return latest or own
+    if own.status == "active" and aware(own.last_activity_at) >= aware(latest.last_activity_at):
+        return own
+    return latest
+
+
 async def history(request: Request) -> Response:
     state = state_of(request)
     identity = _verify(request)
@@ -153,7 +174,10 @@ async def history(request: Request) -> Response:
             ),
             caller,
         )
+        if query.customer and caller.customer_id is not None:
+            conversation = await _customers_current(connection, caller, conversation)
         if conversation is not None:
+            session_id = conversation.session_id
             state.presence.seen(caller.shop_id, session_id)  # a page load: activity
             messages, more = await repo.history_page(
                 connection, conversation_id=conversation.id, limit=query.limit, before=query.before

@@ -19,6 +19,7 @@ from app.limits import (
 )
 from app.schemas.fields import (
     EVENT_ID,
+    ONCE,
     TIME,
     UUID4,
     QuerySessionId,
@@ -31,7 +32,7 @@ from app.schemas.fields import (
     required,
     uuid4,
 )
-from app.validation import PageContext, last_event_value, message_text, page_context
+from app.validation import PageContext, last_event_value, message_text, once, page_context
 
 Time = Annotated[str, WithJsonSchema(TIME)]
 SessionState = Literal["active", "ended", "abandoned", "unknown"]
@@ -97,9 +98,34 @@ class SessionQuery(Shape):
     session_id: QuerySessionId = given()
 
 
+def customer_flag(value: object) -> bool:
+    """`customer`: 1 asks for the logged-in customer's current conversation, 0 (or left out)
+    for the session's own."""
+    if value in (None, "", "0"):
+        return False
+    if value == "1":
+        return True
+    raise BadRequest("invalid_customer", "customer must be 1 or 0.")
+
+
 class HistoryQuery(SessionQuery):
     limit: Annotated[int, page_size(HISTORY_LIMIT), page_size_schema(HISTORY_LIMIT)] = given()
     before: Annotated[str | None, uuid4("before"), WithJsonSchema(UUID4)] = None
+    customer: Annotated[
+        bool,
+        checked(lambda value: customer_flag(once(value, "customer"))),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": ["0", "1"],
+                "description": (
+                    "1: the logged-in customer's current conversation, whichever device"
+                    " started it (docs/live.md); the answer's session_id names its session"
+                ),
+            }
+        ),
+        ONCE,
+    ] = False
 
 
 class ResumeQuery(SessionQuery):
@@ -224,7 +250,9 @@ Handler = Literal["assistant", "waiting", "team"]
 
 
 class History(BaseModel):
-    session_id: str
+    session_id: str = Field(
+        description="The conversation's session: with customer=1, maybe not the one asked about"
+    )
     status: SessionState
     handler: Handler
     messages: list[Message]
