@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -346,6 +347,60 @@ def test_two_tabs_show_every_message_once(
     expect(bubbles).to_have_count(6)
     expect(two.page.locator(".scw__message--team .scw__author")).to_have_text(["Alex · Team"])
     expect(two.page.locator(".scw__banner")).to_contain_text(BANNER)
+
+
+def logged_in(browser: Browser, storefront: LiveServer, customer: str | None) -> BrowserContext:
+    """A device of its own (cookies, storage), logged in on the storefront as `customer`."""
+    device = browser.new_context(viewport={"width": 1280, "height": 800})
+    if customer:
+        device.add_cookies([{"name": "scw_dev_customer", "value": customer, "url": storefront.url}])
+    return device
+
+
+def test_a_customers_conversation_follows_them_to_their_phone(
+    browser: Browser, storefront: LiveServer, database_url: str
+) -> None:
+    customer = str(uuid.uuid4().int % 10**12)  # the demo shop is shared: an id of its own
+    devices = [logged_in(browser, storefront, who) for who in (customer, customer, None)]
+    try:
+        laptop, phone, guest = (Shopper(d.new_page(), storefront).visit() for d in devices)
+        laptop.open()
+        session_id = chat(laptop, "Do you deliver on Saturdays?", 1)
+        streaming(laptop.page)
+
+        phone.open()
+        expect(phone.page.locator(".scw__message--user .scw__bubble")).to_have_text(
+            ["Do you deliver on Saturdays?"]
+        )
+        phone.wait_replies(1)
+        assert phone.stored()["sessionId"] == session_id, "it carries on in that session"
+        streaming(phone.page)
+
+        # Each device sees what the other writes, through the conversation's live stream.
+        chat(phone, "And on Sundays?", 2)
+        laptop.wait_replies(2)
+        expect(laptop.page.locator(".scw__message--user .scw__bubble")).to_have_text(
+            ["Do you deliver on Saturdays?", "And on Sundays?"]
+        )
+        laptop.send("Thanks!")
+        expect(phone.page.locator(".scw__message--user")).to_have_count(3)
+        saved = db_messages(database_url, session_id)
+        assert [m.content for m in saved if m.role == "user"] == [
+            "Do you deliver on Saturdays?",
+            "And on Sundays?",
+            "Thanks!",
+        ]
+
+        # Someone not logged in on a third device sees none of it.
+        guest.open()
+        guest.page.wait_for_timeout(500)
+        expect(guest.page.locator(".scw__message--greeting")).to_be_visible()
+        expect(guest.page.locator(".scw__message--user")).to_have_count(0)
+        assert guest.stored().get("sessionId") is None
+        assert not any("customer=1" in r for r in guest.proxy_requests)
+    finally:
+        for device in devices:
+            device.close()
 
 
 def test_a_conversation_the_team_ends_starts_fresh(

@@ -88,11 +88,13 @@ def render_chat_embed(
     settings: dict[str, Any] | None = None,
     app_settings: dict[str, str | None] | None = None,
     product: dict[str, Any] | None = None,
+    customer_id: str | None = None,
 ) -> str:
     """Render the real app embed block with its schema defaults, as the theme editor would.
 
     `product` is Liquid's product object (liquid_product), given on a product page only: as
-    on Shopify, the block sees no `product` anywhere else."""
+    on Shopify, the block sees no `product` anywhere else; `customer_id` is the logged-in
+    customer's (Liquid's `customer`, absent for a guest)."""
     return render_block(
         "chat-embed.liquid",
         shop=shop,
@@ -100,6 +102,7 @@ def render_chat_embed(
         settings=settings,
         app_settings=app_settings,
         product=product,
+        customer_id=customer_id,
     )
 
 
@@ -111,6 +114,7 @@ def render_block(
     settings: dict[str, Any] | None = None,
     app_settings: dict[str, str | None] | None = None,
     product: dict[str, Any] | None = None,
+    customer_id: str | None = None,
 ) -> str:
     """Render one of the extension's blocks with its schema defaults and these settings."""
     source = _block_source(name)
@@ -130,6 +134,7 @@ def render_block(
         shop={"permanent_domain": shop},
         app={"metafields": {"chat": metafields}},
         **({"product": product} if product is not None else {}),
+        **({"customer": {"id": int(customer_id)}} if customer_id else {}),
     )
 
 

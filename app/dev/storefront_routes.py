@@ -88,8 +88,13 @@ class StorefrontPages:
         }
         if shop is not None:
             published.update(greeting=shop.greeting, accent_color=shop.accent_color)
+        customer = request.cookies.get(CUSTOMER_COOKIE)
         widget = render_chat_embed(
-            shop=DEMO_SHOP, locale=locale, app_settings=published, product=product
+            shop=DEMO_SHOP,
+            locale=locale,
+            app_settings=published,
+            product=product,
+            customer_id=customer if customer and is_customer_id(customer) else None,
         )
         # The "Ask about this product" app block, as a merchant would add it to the product
         # template; ?ask=product plays its "one conversation per product" setting.
@@ -114,7 +119,7 @@ class StorefrontPages:
             ask=Markup(ask),
             locale=locale,
             locales=LOCALES,
-            customer=request.cookies.get(CUSTOMER_COOKIE),
+            customer=customer,
             cart_bubble=Markup(bubble_html(self.carts.count(token if is_token(token) else None))),
             base=demo.STOREFRONT_PATH,
             **context,

@@ -34,6 +34,7 @@
       this.classList.add('scw--open');
       this.storage.update({ open: true });
       this.markRead();
+      if (!this.sessionId && this.follows() && !this.tried && !this.restoring) this.restore();
       this.hold();
       this.scrollDown();
       if (focus) this.input.focus();

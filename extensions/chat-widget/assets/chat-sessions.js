@@ -14,13 +14,19 @@
       }
     },
 
+    /* a customer's conversation follows them across devices */
+    follows() {
+      return Boolean(this.dataset.customerId) && !this.productConversation;
+    },
+
     async load() {
       const saved = this.storage.read();
-      if (!saved.sessionId) return this.showFresh();
+      if (!saved.sessionId && !this.follows()) return this.showFresh();
+      const id = saved.sessionId || (this.tried = this.tried || window.ScwStorage.uuid4());
       this.sessionId = saved.sessionId;
       let page;
       try {
-        const response = await fetch(this.url('/history', { session_id: this.sessionId, limit: 30 }));
+        const response = await fetch(this.url('/history', { session_id: id, limit: 30, customer: this.follows() ? 1 : 0 }));
         if (!response.ok) return;
         page = await response.json();
       } catch (error) {
@@ -28,9 +34,11 @@
       }
       if (page.status !== 'active') {
         /* ended or abandoned: start fresh; unknown: nothing saved yet, keep the id for the first message */
-        if (page.status !== 'unknown') this.storage.update({ sessionId: null });
+        if (page.status !== 'unknown' && saved.sessionId) this.storage.update({ sessionId: null });
         return this.showFresh();
       }
+      if (page.session_id !== saved.sessionId) this.storage.update({ sessionId: page.session_id });
+      this.sessionId = page.session_id;
       this.cancel();
       this.setBusy(false);
       this.error.hidden = true;
