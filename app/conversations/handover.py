@@ -62,11 +62,11 @@ async def stop_replies(state: AppState, conversation_id: int, *, wait: bool = Tr
     for live in list(state.replies.live.values()):
         if live.conversation_id == conversation_id:
             live.stop()
-            waiting.append(live.finished.wait())
+            waiting.append(live.finished)
     async with state.db.session() as session:
         await repo.stop_conversation_replies(session, conversation_id=conversation_id)
     if waiting and wait:
-        await asyncio.wait_for(asyncio.gather(*waiting), 10)
+        await asyncio.wait_for(asyncio.gather(*(done.wait() for done in waiting)), 10)
 
 
 class Team:
