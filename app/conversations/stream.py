@@ -176,6 +176,8 @@ class SessionStream:
                             return
                     elif kind == notices.BYE:
                         self.newer.discard(str(other))
+                    elif kind == notices.TEAM and self.conversation is not None:
+                        yield await self._state_with_id(cursor)  # the team came online
                     elif kind == notices.CHANGED and self.conversation is None:
                         self.conversation = await self._read_conversation()
                         if self.conversation is not None:
