@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -116,3 +117,14 @@ class TeamClient:
             "/api/admin/me", json={"display_name": display_name}, headers=self.headers()
         )
         assert response.status_code == 200, response.text
+
+    @asynccontextmanager
+    async def inbox_open(self) -> AsyncIterator[None]:
+        """The dashboard's inbox open (its event stream: the team member is online) for the
+        block; its first event, `ready`, comes once they are written as seen."""
+        url = "/api/admin/inbox/events"
+        async with self.http.stream("GET", url, headers=self.headers()) as response:
+            assert response.status_code == 200
+            first = await anext(iter_events(response))
+            assert first.event == "ready", first
+            yield

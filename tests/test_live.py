@@ -538,6 +538,51 @@ async def test_an_email_left_when_nobody_is_online_is_kept_and_redacted(
     assert conversation.contact_email is None
 
 
+async def test_the_team_coming_online_is_told_to_the_shoppers_waiting(
+    start_server: Callable[..., LiveServer], db: Database
+) -> None:
+    # Streams longer than the tests' 3 s: the news comes over the open stream, not a reconnect.
+    server = start_server(live_stream_seconds=60.0)
+    async with (
+        ProxyClient.for_new_shop(server.url, db) as client,
+        TeamClient(server.url, client.shop, sub="1") as one,
+        TeamClient(server.url, client.shop, sub="2") as two,
+        TeamClient(server.url, client.shop, sub="3") as holder,
+    ):
+        waiting, held, chatting = new_id(), new_id(), new_id()
+        handed = await client.post("/proxy/sessions/handover", {"session_id": waiting})
+        assert handed.json()["team_online"] is False
+        taken = await holder.act(await started(client, held), "take")  # not online: no inbox
+        assert taken.status_code == 200, taken.text
+        await started(client, chatting)
+        async with (
+            LiveStream(client, waiting) as live,
+            LiveStream(client, held) as held_live,
+            LiveStream(client, chatting) as assistant,
+        ):
+            for stream, handler in ((live, "waiting"), (held_live, "team")):
+                first = stream.of("state")[-1].data
+                assert (first["handler"], first["team_online"]) == (handler, False)
+            async with one.inbox_open():
+                told = await live.wait_for(lambda e: e.event == "state" and e.data["team_online"])
+                assert told.data["handler"] == "waiting" and told.data["contact_email"] is False
+                assert told.id == live.of("state")[0].id  # nothing else happened
+                told = await held_live.wait_for(
+                    lambda e: e.event == "state" and e.data["team_online"]
+                )
+                assert told.data["handler"] == "team"
+                # Told once: a second team member, or the first again, finds the team online.
+                async with two.inbox_open():
+                    pass
+                async with one.inbox_open():
+                    await asyncio.sleep(1.0)
+            for stream in (live, held_live, assistant):
+                assert not stream.ended.is_set() and not stream.of("closed")  # the same stream
+        assert [e.data["team_online"] for e in live.of("state")] == [False, True]
+        assert [e.data["team_online"] for e in held_live.of("state")] == [False, True]
+        assert [e.event for e in assistant.events] == ["state"]  # with the assistant: not told
+
+
 async def test_heartbeats_keep_a_conversation_active_and_a_silent_one_is_abandoned(
     db: Database, database_url: str
 ) -> None:

@@ -1,7 +1,8 @@
 """Live conversations in the widget (docs/live.md), in Chromium against the local storefront: a
 team member's replies reaching the shopper with the panel open and closed (badge, announcement),
-the handover from the menu, the quiet turn, the email offer when nobody is online, two tabs and
-a reload, the team ending the chat, the stream's reconnects and the heartbeat."""
+the handover from the menu, the quiet turn, the email offer when nobody is online (and its going
+when the team comes online), two tabs and a reload, the team ending the chat, the stream's
+reconnects and the heartbeat."""
 
 from __future__ import annotations
 
@@ -96,6 +97,18 @@ class Team:
 
     def transcript(self, conversation: str) -> Any:
         return self.call("GET", f"/api/admin/conversations/{conversation}")
+
+    def open_inbox(self) -> None:
+        """The dashboard's inbox opened (its event stream), until its first event: `ready`
+        comes once the team member is written as seen."""
+        token = session_token(DEMO_SHOP, sub=self.sub)
+        headers = {"Authorization": f"Bearer {token}"}
+        with self.http.stream("GET", "/api/admin/inbox/events", headers=headers) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    assert line == "event: ready", line
+                    return
 
 
 def saved_conversation(database_url: str, session_id: str) -> Any:
@@ -303,6 +316,38 @@ def test_handover_from_the_menu_offers_the_email_when_nobody_is_online(
     expect(page.locator(".scw__message--user .scw__bubble")).to_have_text(
         ["My parcel arrived damaged."]
     )
+
+
+def test_the_email_offer_goes_when_the_team_comes_online(
+    context: BrowserContext, database_url: str
+) -> None:
+    """Over the open stream: the server here keeps it for a minute, so no reconnect brings
+    the news."""
+    server = start_storefront_server(
+        make_settings(database_url, offline_word_delay=0.005, live_stream_seconds=60.0)
+    )
+    try:
+        team = Team(server)
+        nobody_online(database_url)
+        page = context.new_page()
+        page.add_init_script(LOG_FETCHES)
+        shopper = Shopper(page, server).visit()
+        shopper.open()
+        chat(shopper, "Can I speak to a human?", 1)
+        banner = page.locator(".scw__banner")
+        expect(banner).to_contain_text(NOBODY)
+        expect(page.locator(".scw__contact")).to_be_visible()
+        streaming(page)
+        streams = len(live_fetches(page))
+
+        team.open_inbox()
+        expect(page.locator(".scw__contact")).to_be_hidden()
+        expect(banner).to_contain_text(BANNER)
+        expect(banner).not_to_contain_text(NOBODY)
+        assert len(live_fetches(page)) == streams, "told over the stream it had open"
+        page.close()  # its stream with it: the server stops at once
+    finally:
+        server.stop()
 
 
 def test_two_tabs_show_every_message_once(

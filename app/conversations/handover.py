@@ -17,6 +17,9 @@ from app.state import AppState
 log = logging.getLogger("app.conversations")
 
 DEFAULT_NAME = "Team member"
+# The most shoppers' streams told at once that the team came online (longest waiting first);
+# the others hear it when their stream next connects (LIVE_STREAM_SECONDS at most).
+TELL_MOST = 500
 
 
 def _refuse(changed: repo.Changed, names: dict[str, str]) -> None:
@@ -89,6 +92,22 @@ class Team:
         # (An IN list: through SQLAlchemy, not the hot path's statements, app/pgfast.py.)
         async with self.state.db.session() as session:
             return await repo.staff_names(session, shop_id=self.shop_id, subs=subs)
+
+    async def seen(self) -> None:
+        """The team member has the inbox open. If nobody of the team was online before, the
+        streams of the conversations waiting for a person or held by one say so at once.
+        (Two opening it at the same moment may both tell them: the same state, twice.)"""
+        now = utcnow()
+        async with self.state.db.session() as session:
+            was_online = await repo.team_online(session, shop_id=self.shop_id, now=now) > 0
+            await repo.staff_seen(session, shop_id=self.shop_id, sub=self.sub, now=now)
+            waiting = (
+                []
+                if was_online
+                else await repo.handed_over_sessions(session, shop_id=self.shop_id, limit=TELL_MOST)
+            )
+        if waiting:  # once written: each stream reads the team as online
+            await notices.team_online(self.state.bus, shop_id=self.shop_id, session_ids=waiting)
 
     async def _refused(self, changed: repo.Changed) -> None:
         holder = changed.conversation.assignee if changed.conversation else None

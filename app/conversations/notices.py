@@ -24,6 +24,7 @@ CHANGED = "c"  # messages or events to read
 TYPING = "t"  # a team member types: "name"
 HELLO = "h"  # a stream opened: "s" (its id)
 BYE = "b"  # a stream closed: "s"
+TEAM = "o"  # the team came online: the stream tells its state again
 
 _pending: set[asyncio.Task[None]] = set()
 
@@ -93,6 +94,17 @@ class Abandoned(NamedTuple):
 async def abandoned(bus: Bus, conversations: list[tuple[int, int, str, str]]) -> None:
     """The sweeper abandoned these (id, shop id, session id, public id): one statement."""
     items = [n for c in conversations for n in _changed(Abandoned(*c), "abandoned")]
+    await _publish_batches(bus, items)
+
+
+async def team_online(bus: Bus, *, shop_id: int, session_ids: list[str]) -> None:
+    """Nobody of the shop's team was online and now one is: these sessions' streams tell
+    their shoppers (the email offer goes)."""
+    items = [(session_channel(shop_id, s), encode(TEAM)) for s in session_ids]
+    await _publish_batches(bus, items)
+
+
+async def _publish_batches(bus: Bus, items: list[tuple[str, str]]) -> None:
     for start in range(0, len(items), BATCH_MOST):
         await _publish(bus, items[start : start + BATCH_MOST])
 

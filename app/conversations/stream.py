@@ -134,6 +134,9 @@ class SessionStream:
                             cursor.message, cursor.event = await repo.last_ids(
                                 connection, conversation_id=self.conversation.id
                             )
+                        # Again: a change saved since the first read (a turn's hand-over, as
+                        # its reply starts) is before the cursor, so only the state tells it.
+                        self.conversation = await self._read_conversation()
                 yield b"retry: 1000\n\n" + await self._state_with_id(cursor)
                 self._present()
                 # Spread over the interval: streams opened together do not read together.
@@ -173,6 +176,8 @@ class SessionStream:
                             return
                     elif kind == notices.BYE:
                         self.newer.discard(str(other))
+                    elif kind == notices.TEAM and self.conversation is not None:
+                        yield await self._state_with_id(cursor)  # the team came online
                     elif kind == notices.CHANGED and self.conversation is None:
                         self.conversation = await self._read_conversation()
                         if self.conversation is not None:

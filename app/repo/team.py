@@ -150,11 +150,28 @@ async def team_online(session: Executor, *, shop_id: int, now: datetime) -> int:
     return int(result.one()[0])
 
 
+async def handed_over_sessions(session: Executor, *, shop_id: int, limit: int) -> list[str]:
+    """The sessions of the shop's open conversations waiting for a person or held by one,
+    longest waiting first (the inbox's partial index: handler <> 'assistant')."""
+    result = await session.execute(
+        sa.select(conversations.c.session_id)
+        .where(
+            conversations.c.shop_id == shop_id,
+            conversations.c.handler != "assistant",
+            conversations.c.status == "active",
+        )
+        .order_by(conversations.c.waiting_since, conversations.c.id)
+        .limit(limit)
+    )
+    return [row[0] for row in result]
+
+
 __all__ = [
     "ASSISTANT_QUEUE",
     "INBOX_QUEUE",
     "ONLINE_WITHIN",
     "InboxRows",
+    "handed_over_sessions",
     "inbox",
     "set_staff_name",
     "staff_name",

@@ -122,14 +122,10 @@ async def inbox_events(request: Request) -> Response:
     state = state_of(request)
     shop_id = merchant.shop_id
 
-    async def seen() -> None:
-        async with state.db.session() as session:
-            await repo.staff_seen(session, shop_id=shop_id, sub=team.sub, now=utcnow())
-
     async def events() -> AsyncGenerator[bytes, None]:
         deadline = time.monotonic() + state.settings.live_stream_seconds
         async with state.bus.subscribe(notices.inbox_channel(shop_id)) as subscription:
-            await seen()
+            await team.seen()
             next_seen = time.monotonic() + SEEN_EVERY
             yield b"retry: 1000\n\n" + sse("ready", {})
             while (left := deadline - time.monotonic()) > 0:
@@ -142,7 +138,7 @@ async def inbox_events(request: Request) -> Response:
                 if notice is None:
                     if time.monotonic() >= next_seen:
                         next_seen = time.monotonic() + SEEN_EVERY
-                        await seen()
+                        await team.seen()
                     yield b": keep-alive\n\n"
                     continue
                 said = notices.decode(notice.payload) if notice.payload else {}
