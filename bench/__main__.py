@@ -89,9 +89,12 @@ def _stream_rows(figures: dict[str, object]) -> list[str]:
         rows.append(
             f"| {level['streams']} "
             f"| {level['added_ttft_p50_ms']} / {level['added_ttft_p99_ms']} "
-            f"| {level['added_gap_p99_ms']} | {level['worker_cpu_us_per_event']} "
+            f"| {level['added_gap_p99_ms']} | {level['worker_cpu_us_per_event']} / "
+            f"{level['worker_cpu_us_per_token']} "
             f"| {relay['added_ttft_p50_ms']} / {relay['added_ttft_p99_ms']}, "
-            f"{relay['added_gap_p99_ms']}, {relay['worker_cpu_us_per_event']} | {within} |"
+            f"{relay['added_gap_p99_ms']}, {relay['worker_cpu_us_per_event']} / "
+            f"{relay['worker_cpu_us_per_token']} "
+            f"| {level['cpu_ratio_per_event']} / {level['cpu_ratio_per_token']} | {within} |"
         )
     return rows
 
@@ -122,7 +125,12 @@ COMPARED = {
     "history": ["p50_ms_10k", "p50_ms_1m", "p99_ms_1m", "ratio"],
     "search": ["p50_ms_common_word", "p50_ms_rare_word", "p50_ms_no_match", "p99_ms_worst"],
     "catalog_turns": ["service_turns_per_s", "baseline_turns_per_s", "ratio"],
-    "streaming": ["worker_cpu_us_per_event", "most_streams_within_target"],
+    "streaming": [
+        "worker_cpu_us_per_event",
+        "worker_cpu_us_per_token",
+        "cpu_ratio_per_token",
+        "most_streams_within_target",
+    ],
     "bus": ["p50_ms", "p99_ms", "publish_cpu_us_pooled"],
     "live": ["fanout_p50_ms", "fanout_p99_ms", "idle_kib_per_stream", "heartbeat_cpu_us"],
 }
@@ -340,6 +348,9 @@ def main() -> int:
                 "added_gap_p99_ms",
                 "memory_per_stream_kib",
                 "worker_cpu_us_per_event",
+                "worker_cpu_us_per_token",
+                "cpu_ratio_per_event",
+                "cpu_ratio_per_token",
                 "most_streams_within_target",
                 "baseline_most_streams_within_target",
             ],
@@ -453,9 +464,10 @@ def main() -> int:
         "signature, no database, the model's lines relayed as they come) takes the same load",
         "in the same run, as the floor of what one Python worker of this machine can relay.",
         "",
-        "| streams | added TTFT p50 / p99 (ms) | added gap p99 (ms) | CPU per event (µs) "
-        "| minimal relay: added TTFT p50 / p99, gap p99, CPU per event | within target |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| streams | added TTFT p50 / p99 (ms) | added gap p99 (ms) | CPU per event / token (µs) "
+        "| minimal relay: added TTFT p50 / p99, gap p99, CPU per event / token "
+        "| CPU ratio to the relay, per event / token | within target |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *_stream_rows(results["streaming"]),
         "",
         _stream_capacity(results["streaming"]),

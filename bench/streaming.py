@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import uvloop
 
 from bench.common import Server, app_env, percentile, signed_query
+from bench.fake_model import TOKENS
 
 SHOP = "bench-stream.myshopify.com"
 
@@ -132,12 +133,17 @@ def _through(server: Server, path_of: object, streams: int, stagger: float) -> d
     results = uvloop.run(load())
     cpu = server.cpu_seconds() - cpu_before
     events = sum(len(r.arrivals) for r in results)  # deltas: a token, or a few under load
+    # Every reply is the fake model's TOKENS tokens: the service writes those of one read as
+    # one event and the relay one event each, so per event counts the same work over fewer
+    # events for the service under load; per token does not.
+    tokens = sum(bool(r.arrivals) for r in results) * TOKENS
     open_at_peak = _peak_open(results)
     return {
         "summary": _summary(results),
         "open_at_peak": open_at_peak,
         "memory_per_stream_kib": round((max(peak) - idle) / max(1, open_at_peak), 1),
         "worker_cpu_us_per_event": round(cpu / max(1, events) * 1e6, 1),
+        "worker_cpu_us_per_token": round(cpu / max(1, tokens) * 1e6, 1),
     }
 
 
@@ -148,6 +154,10 @@ def _added(through: dict[str, float], direct: dict[str, float]) -> dict[str, flo
         "added_ttft_p99_ms": round(through["ttft_p99"] - direct["ttft_p99"], 1),
         "added_gap_p99_ms": round(through["gap_p99"] - direct["gap_p99"], 1),
     }
+
+
+def _ratio(ours: dict[str, object], relay: dict[str, object], key: str) -> float:
+    return round(float(str(ours[key])) / max(0.1, float(str(relay[key]))), 2)
 
 
 def _within(added: dict[str, float]) -> bool:
@@ -170,9 +180,13 @@ def _level(
         **added,
         "memory_per_stream_kib": proxied["memory_per_stream_kib"],
         "worker_cpu_us_per_event": proxied["worker_cpu_us_per_event"],
+        "worker_cpu_us_per_token": proxied["worker_cpu_us_per_token"],
+        "cpu_ratio_per_event": _ratio(proxied, relayed, "worker_cpu_us_per_event"),
+        "cpu_ratio_per_token": _ratio(proxied, relayed, "worker_cpu_us_per_token"),
         "baseline_relay": {
             **relay_added,
             "worker_cpu_us_per_event": relayed["worker_cpu_us_per_event"],
+            "worker_cpu_us_per_token": relayed["worker_cpu_us_per_token"],
         },
         "direct": {k: round(v, 1) for k, v in direct.items()},
         "through_service": {k: round(v, 1) for k, v in mine.items()},
