@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from app.ai import ChatTurn, ProviderError, ReplyRequest
+from app.ai.anthropic import AnthropicProvider
+from app.ai.openai import OpenAIProvider
 from app.db import Database
 from tests.factories import AdminClient, ProxyClient, make_shop, messages_of, new_id
 from tests.fake_upstream import FakeUpstream
@@ -238,3 +242,33 @@ async def test_the_merchant_chooses_among_the_operators_models(
     async with ProxyClient(narrowed.url, shop) as client:
         assert (await client.send(new_id(), "hello again")).last.event == "done"
     assert fake.requests[-1]["body"]["model"] == "test-model"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_the_read_timeout_counts_only_the_wait_for_the_model(
+    provider: str, fake: FakeUpstream, upstream
+) -> None:
+    """A reader slower than AI_TIMEOUT between pieces is not the model being silent: the
+    watchdog counts only the time the stream waits for the model (app/ai/http.py)."""
+    kind = OpenAIProvider if provider == "openai" else AnthropicProvider
+    base = upstream[1].url + ("/v1" if provider == "openai" else "")
+    model = kind(base_url=base, api_key="sk-test-key", model="m", timeout=0.3, max_tokens=50)
+    request = ReplyRequest(system_prompt="", messages=[ChatTurn("user", "hello?")])
+    try:
+        pieces = []
+        async for item in model.stream(request):
+            if isinstance(item, str):
+                pieces.append(item)
+                await asyncio.sleep(0.5)  # longer than the timeout, between reads
+        assert "".join(pieces) == "".join(fake.tokens)
+
+        fake.scenario = "stall"  # silent for 5 s after two tokens: the watchdog ends it
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ProviderError) as refused:
+            async for _ in model.stream(request):
+                pass
+        assert refused.value.code == "upstream_timeout"
+        assert asyncio.get_running_loop().time() - started < 2.5
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    finally:
+        await model.aclose()

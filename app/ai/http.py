@@ -8,6 +8,7 @@ Each read is parsed whole, so the tokens that arrived together are handed on tog
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from abc import ABC, abstractmethod
@@ -102,13 +103,50 @@ class ToolCalls:
         return calls
 
 
+class Watchdog:
+    """The read timeout of one streaming request: no byte from the model for `timeout`
+    seconds while it is read is upstream_timeout. aiohttp's own (sock_read) re-arms a timer
+    for every chunk, a few per cent of a streaming worker's CPU (bench/ 2); this one arms a
+    timer once per `timeout` and, when it fires, looks at when the last chunk came. Time the
+    task spends elsewhere, with the stream's pieces, does not count."""
+
+    def __init__(self, timeout: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.timeout = timeout
+        self.reading = True
+        self.last = self.loop.time()
+        self.fired = False
+        self._handle = self.loop.call_at(self.last + timeout, self._check)
+
+    def read(self) -> None:
+        self.reading = True
+
+    def got(self) -> None:
+        self.reading = False
+        self.last = self.loop.time()
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        due = self.last + self.timeout
+        if now < due or not self.reading or self.task is None:
+            self._handle = self.loop.call_at(max(due, now + 0.1), self._check)
+            return
+        self.fired = True
+        self.task.cancel()
+
+    def close(self) -> None:
+        self._handle.cancel()
+
+
 class UpstreamClient:
     """One connection pool per provider, opened on first use inside the running event loop."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
         connect = min(timeout, 10.0)
+        self.read_timeout = timeout  # kept by a Watchdog per request
         self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect, sock_connect=connect, sock_read=timeout
+            total=None, connect=connect, sock_connect=connect, sock_read=None
         )
         # An egress proxy from the environment (HTTPS_PROXY, NO_PROXY), looked up once:
         # aiohttp's trust_env would look it up, and read ~/.netrc, on a thread for every request.
@@ -134,11 +172,20 @@ class UpstreamClient:
             await self._session.close()
 
 
-async def sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[Event]]:
+async def sse_batches(
+    response: aiohttp.ClientResponse, watchdog: Watchdog | None = None
+) -> AsyncIterator[list[Event]]:
     """The events of a server-sent event stream, in batches: those that arrived in one read."""
     parser = SSEParser()
     content = response.content
-    while chunk := await content.readany():
+    while True:
+        if watchdog is not None:
+            watchdog.read()
+        chunk = await content.readany()
+        if watchdog is not None:
+            watchdog.got()
+        if not chunk:
+            break
         events = parser.feed(chunk)
         if events:
             yield events
@@ -155,9 +202,11 @@ def _upstream_message(status: int, body: bytes) -> str:
 @asynccontextmanager
 async def upstream_stream(
     client: UpstreamClient, url: str, *, headers: Mapping[str, str], json: Any
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """Open a streaming POST and turn every transport failure into a ProviderError."""
+) -> AsyncIterator[tuple[aiohttp.ClientResponse, Watchdog]]:
+    """Open a streaming POST and turn every transport failure into a ProviderError; the
+    response comes with the watchdog its reader tells of each read (sse_batches)."""
     started = False
+    watchdog = Watchdog(client.read_timeout)
     try:
         async with client.session().post(url, headers=headers, json=json) as response:
             if response.status >= 400:
@@ -165,10 +214,16 @@ async def upstream_stream(
                 code = "upstream_rate_limited" if response.status == 429 else "upstream_error"
                 raise ProviderError(code, _upstream_message(response.status, body))
             started = True
-            yield response
+            watchdog.got()
+            yield response, watchdog
     except ProviderError:
         raise
-    except TimeoutError as exc:  # aiohttp's connect and read timeouts are TimeoutErrors
+    except asyncio.CancelledError:
+        if not watchdog.fired:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        raise ProviderError("upstream_timeout", "The AI service took too long to answer.") from None
+    except TimeoutError as exc:  # aiohttp's connect timeouts are TimeoutErrors
         raise ProviderError("upstream_timeout", "The AI service took too long to answer.") from exc
     except (aiohttp.ClientError, OSError) as exc:
         if started:  # the answer had begun: whatever broke, it broke off half-way
@@ -178,6 +233,8 @@ async def upstream_stream(
                 "upstream_unavailable", "The AI service cannot be reached."
             ) from exc
         raise ProviderError("upstream_unavailable", f"The AI service failed: {exc}") from exc
+    finally:
+        watchdog.close()
 
 
 class HTTPProvider(ABC):
@@ -213,8 +270,8 @@ class HTTPProvider(ABC):
         url, headers, payload = self.prepare(request)
         finish, done = self.default_finish, False
         calls = ToolCalls()
-        async with upstream_stream(self.client, url, headers=headers, json=payload) as response:
-            async for batch in sse_batches(response):
+        async with upstream_stream(self.client, url, headers=headers, json=payload) as opened:
+            async for batch in sse_batches(*opened):
                 texts: list[str] = []
                 try:
                     for event, data in batch:
