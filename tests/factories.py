@@ -32,6 +32,12 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def new_customer_id() -> str:
+    """A logged-in customer of the test's own: a customer's conversation follows them
+    across devices (docs/live.md), so two tests must never share one in a shared shop."""
+    return str(uuid.uuid4().int % 10**12)
+
+
 def new_shop_domain() -> str:
     return f"shop-{uuid.uuid4().hex[:10]}.myshopify.com"
 

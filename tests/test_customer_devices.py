@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from urllib.parse import urlencode
 
 import pytest
@@ -14,14 +13,9 @@ import pytest
 from app.db import Database
 from app.models import Conversation
 from app.shopify import sign_proxy_query
-from tests.factories import TEST_API_SECRET, ProxyClient, make_shop, new_id
+from tests.factories import TEST_API_SECRET, ProxyClient, make_shop, new_customer_id, new_id
 from tests.servers import LiveServer
 from tests.test_live import conversation_row
-
-
-def customer_id() -> str:
-    """An id of this test's own: the shop is new, but say so."""
-    return str(uuid.uuid4().int % 10**12)
 
 
 async def said(client: ProxyClient, session_id: str, text: str, **kwargs: object) -> None:
@@ -54,7 +48,7 @@ async def seen_written(db: Database, shop: str, session_id: str) -> Conversation
 async def test_a_customers_conversation_follows_them_to_another_device(
     server: LiveServer, client: ProxyClient
 ) -> None:
-    customer = customer_id()
+    customer = new_customer_id()
     laptop = client.as_shop(client.shop, customer_id=customer)
     phone = client.as_shop(client.shop, customer_id=customer)
     on_laptop, on_phone = new_id(), new_id()
@@ -80,10 +74,10 @@ async def test_a_customers_conversation_follows_them_to_another_device(
 async def test_nobody_else_follows_a_customers_conversation(
     server: LiveServer, client: ProxyClient, db: Database
 ) -> None:
-    customer = customer_id()
+    customer = new_customer_id()
     elsewhere = client.as_shop(await make_shop(db), customer_id=customer)
     owner = client.as_shop(client.shop, customer_id=customer)
-    someone = client.as_shop(client.shop, customer_id=customer_id())
+    someone = client.as_shop(client.shop, customer_id=new_customer_id())
     guest = client.as_shop(client.shop)
     theirs = new_id()
     async with owner, someone, guest, elsewhere:
@@ -109,7 +103,7 @@ async def test_nobody_else_follows_a_customers_conversation(
 async def test_the_latest_active_conversation_is_the_current_one(
     server: LiveServer, client: ProxyClient, db: Database
 ) -> None:
-    customer = customer_id()
+    customer = new_customer_id()
     me = client.as_shop(client.shop, customer_id=customer)
     older, newer, third = new_id(), new_id(), new_id()
     async with me:
@@ -132,7 +126,7 @@ async def test_the_latest_active_conversation_is_the_current_one(
 async def test_ended_and_product_conversations_are_not_followed(
     server: LiveServer, client: ProxyClient
 ) -> None:
-    customer = customer_id()
+    customer = new_customer_id()
     me = client.as_shop(client.shop, customer_id=customer)
     ended, about_a_product = new_id(), new_id()
     async with me:

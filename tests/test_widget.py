@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import json
 import re
-import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +23,7 @@ from app.dev.demo import DEMO_SHOP
 from app.main import create_app
 from app.models import Message
 from tests.conftest import make_settings
-from tests.factories import ProxyClient, messages_of, new_id
+from tests.factories import ProxyClient, messages_of, new_customer_id, new_id
 from tests.fake_upstream import FakeUpstream
 from tests.servers import LiveServer, serve, start_app_server
 
@@ -512,9 +511,8 @@ def test_logged_in_customer_chats_under_their_id(
 ) -> None:
     page = context.new_page()
     shopper = Shopper(page, storefront).visit()
-    # An id of its own: the demo shop is shared by the suite, and a customer's conversation
-    # follows them (docs/live.md), so another test's customer 1001 would be this one's.
-    customer = str(uuid.uuid4().int % 10**12)
+    # Not the storefront's 1001: another test's customer 1001 would be this one's.
+    customer = new_customer_id()
     page.fill("input[name=customer_id]", customer)
     page.click("text=Log in as customer")
     expect(page.locator("[data-customer]")).to_have_text(f"Logged in as customer {customer}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from app.dev.demo import DEMO_SHOP
 from app.models import utcnow
 from app.repo.team import staff
 from tests.conftest import make_settings
-from tests.factories import session_token
+from tests.factories import new_customer_id, session_token
 from tests.servers import LiveServer, start_storefront_server
 from tests.test_widget import STORAGE_KEY, Shopper, db_messages, run
 
@@ -405,7 +404,7 @@ def logged_in(browser: Browser, storefront: LiveServer, customer: str | None) ->
 def test_a_customers_conversation_follows_them_to_their_phone(
     browser: Browser, storefront: LiveServer, database_url: str
 ) -> None:
-    customer = str(uuid.uuid4().int % 10**12)  # the demo shop is shared: an id of its own
+    customer = new_customer_id()  # the demo shop is shared by the suite
     devices = [logged_in(browser, storefront, who) for who in (customer, customer, None)]
     try:
         laptop, phone, guest = (Shopper(d.new_page(), storefront).visit() for d in devices)

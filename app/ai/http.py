@@ -112,7 +112,9 @@ class Watchdog:
 
     def __init__(self, timeout: float) -> None:
         self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
         self.timeout = timeout
         self.reading = True
         self.last = self.loop.time()
@@ -129,7 +131,7 @@ class Watchdog:
     def _check(self) -> None:
         now = self.loop.time()
         due = self.last + self.timeout
-        if now < due or not self.reading or self.task is None:
+        if now < due or not self.reading:
             self._handle = self.loop.call_at(max(due, now + 0.1), self._check)
             return
         self.fired = True
@@ -173,17 +175,15 @@ class UpstreamClient:
 
 
 async def sse_batches(
-    response: aiohttp.ClientResponse, watchdog: Watchdog | None = None
+    response: aiohttp.ClientResponse, watchdog: Watchdog
 ) -> AsyncIterator[list[Event]]:
     """The events of a server-sent event stream, in batches: those that arrived in one read."""
     parser = SSEParser()
     content = response.content
     while True:
-        if watchdog is not None:
-            watchdog.read()
+        watchdog.read()
         chunk = await content.readany()
-        if watchdog is not None:
-            watchdog.got()
+        watchdog.got()
         if not chunk:
             break
         events = parser.feed(chunk)
