@@ -74,6 +74,8 @@ def _security_headers(*, data: bool, production: bool) -> list[tuple[bytes, byte
     return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
+# Where a response's body may go once its headers are out: the server's own send, which
+# app/main.App puts in the scope (app/streaming.py's EventStream writes to it).
 BODY_SEND = "app.body_send"
 
 
@@ -109,11 +111,6 @@ class RequestContext:
                 message["headers"] = headers
             await send(message)
 
-        # Once the headers are out, a long response may write its body straight to the server:
-        # the middleware between here and the route only look at http.response.start, and a
-        # thousand streams sending a token each through five wrappers cost a tenth of the
-        # worker (bench/). app/streaming.py's EventStream does.
-        scope[BODY_SEND] = send
         try:
             await self.app(scope, receive, send_with_headers)
         finally:

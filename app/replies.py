@@ -10,6 +10,7 @@ from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from app import repo
 from app.ai import Finished, Provider, ProviderError, ReplyRequest
@@ -52,6 +53,16 @@ def error_message(code: str | None) -> str:
     return ERROR_MESSAGES.get(code or "", ERROR_MESSAGES["internal_error"])
 
 
+class Sink(Protocol):
+    """A response the reply's own task writes to (app/streaming.ReplySink)."""
+
+    async def push(self) -> None: ...
+
+    def tick(self, now: float, idle: float) -> None: ...
+
+    def wake(self) -> None: ...
+
+
 @dataclass
 class LiveReply:
     """One reply being generated in this process; any number of requests may follow it."""
@@ -83,6 +94,9 @@ class LiveReply:
     # short turn's CPU (bench/).
     _waiters: list[asyncio.Future[bool]] = field(default_factory=list)
     changed_at: float = field(default_factory=time.monotonic)
+    # The responses this task writes to itself as the pieces come (the turn's own stream, a
+    # resume on this worker); `_waiters` are the followers who wake up to read them.
+    sinks: list[Sink] = field(default_factory=list)
 
     def append(self, piece: str) -> None:
         self.text += piece
@@ -107,6 +121,8 @@ class LiveReply:
         """Wake followers with nothing new for `idle` seconds, so they can send a keep-alive."""
         if self._waiters and now - self.changed_at >= idle:
             self._notify(changed=False)
+        for sink in self.sinks:
+            sink.tick(now, idle)
 
     def stop(self) -> None:
         if self.stop_requested:
@@ -119,6 +135,8 @@ class LiveReply:
         self.status, self.finish_reason, self.error_code = status, finish_reason, error_code
         self.finished.set()
         self._notify()
+        for sink in self.sinks:
+            sink.wake()
 
     async def follow(self, offset: int) -> AsyncIterator[list[str] | None]:
         """Yield the text after `offset`, each time all the pieces that have come since: what
@@ -239,7 +257,12 @@ class Replies:
         reply.consuming = True
         try:
             async for item in items:
-                if isinstance(item, Finished):
+                if type(item) is str:  # the most of them by far: a piece of the text
+                    if item:
+                        reply.append(item)
+                        for sink in reply.sinks[:] if len(reply.sinks) > 1 else reply.sinks:
+                            await sink.push()
+                elif isinstance(item, Finished):
                     reply.finish_reason = item.reason
                 elif isinstance(item, ToolUse):
                     reply.tools.append(
@@ -253,8 +276,8 @@ class Replies:
                 elif isinstance(item, Products):
                     reply.show(item.cards)
                     await self._save_extras(reply)
-                elif item:
-                    reply.append(item)
+                    for sink in reply.sinks[:]:
+                        await sink.push()
             finish = reply.finish_reason or "stop"
         except asyncio.CancelledError:
             reply.consuming = False
@@ -333,9 +356,9 @@ class Replies:
         if not due:
             return
         snapshot = [(r, len(r.text)) for r in due]
-        async with self.db.session() as session:
+        async with self.db.connection() as connection:
             stopped = await repo.save_progress(
-                session, progress=[(r.message_id, r.text[:n], r.worker_id) for r, n in snapshot]
+                connection, progress=[(r.message_id, r.text[:n], r.worker_id) for r, n in snapshot]
             )
         for reply, length in snapshot:
             reply.flushed, reply.flushed_at = length, now

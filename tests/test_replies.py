@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app import repo
 from app.db import Database
@@ -129,12 +131,14 @@ async def test_stop_saves_the_partial_reply_as_stopped(start_server, db: Databas
         async with client.open_turn(session_id, LONG_QUESTION) as response:
             events = iter_events(response)
             start = (await anext(events)).data
-            await anext(events)
+            first = await anext(events)
             stop = await client.post(
                 f"/proxy/messages/{start['assistant_message_id']}/stop", {"session_id": session_id}
             )
             rest = [e async for e in events]
         assert stop.status_code == 200
+        streamed = "".join(e.data["text"] for e in [first, *rest] if e.event == "delta")
+        assert streamed == stop.json()["content"], "the stream carried all that was saved"
         assert stop.json()["status"] == "stopped"
         assert rest[-1].event == "done"
         assert rest[-1].data["finish_reason"] == "stopped"
@@ -147,6 +151,37 @@ async def test_stop_saves_the_partial_reply_as_stopped(start_server, db: Databas
             f"/proxy/messages/{start['assistant_message_id']}/stop", {"session_id": session_id}
         )
         assert again.json()["status"] == "stopped", "stopping twice is harmless"
+
+
+async def test_two_streams_of_one_reply_on_its_worker_both_carry_all_of_it(
+    start_server, db: Database
+) -> None:
+    """The turn's own stream and a resume (a second tab, a reload) held at once: the reply's
+    task writes to both, each from where it began, with the offsets as event ids."""
+    slow = start_server(offline_word_delay=0.05)
+    shop = await make_shop(db)
+    async with ProxyClient(slow.url, shop) as client:
+        session_id = new_id()
+        async with client.open_turn(session_id, LONG_QUESTION) as response:
+            events = iter_events(response)
+            start = (await anext(events)).data
+            first = await anext(events)
+            assert first.event == "delta"
+            reply = start["assistant_message_id"]
+            resumed_task = asyncio.create_task(client.resume(session_id, reply, first.id))
+            rest = [e async for e in events]
+        resumed = await resumed_task
+    saved = await _reply(db, shop, session_id)
+    assert saved.status == "complete"
+    own = [first, *rest]
+    assert "".join(e.data["text"] for e in own if e.event == "delta") == saved.content
+    assert first.data["text"] + resumed.text == saved.content
+    for stream in (own, resumed.events):
+        deltas = [e for e in stream if e.event == "delta"]
+        assert len(deltas) > 1, "in pieces, as they came"
+        ends = [int(e.id.rsplit(":", 1)[1]) for e in deltas]
+        assert ends == sorted(ends) and ends[-1] == len(saved.content)
+        assert stream[-1].event == "done"
 
 
 async def test_stop_from_another_worker(start_server, db: Database) -> None:
@@ -212,9 +247,10 @@ async def test_a_shopper_who_leaves_stops_being_followed(start_server, db: Datab
             start = await anext(events)
             await anext(events)
             live = replies.live[start.data["assistant_message_id"]]
-            assert len(live._waiters) == 1, "the open stream follows the reply"
+            assert len(live.sinks) == 1, "the reply's task writes to the open stream"
         await asyncio.sleep(0.3)  # a few words later
-        assert live.status == "streaming" and live._waiters == [], "the closed one does not"
+        assert live.status == "streaming" and live.sinks == [], "not to the closed one"
+        assert live._waiters == []
 
         async def finished() -> bool:
             return (await _reply(db, shop, session_id)).status == "complete"
@@ -523,3 +559,52 @@ async def test_a_follower_waits_for_the_saved_text_to_reach_the_shoppers_offset(
     assert [(e.event, e.data.get("text")) for e in rest] == [("delta", "opper!"), ("done", None)]
     async with db.session() as session:
         await repo.remove_worker(session, worker_id=worker_id)
+
+
+async def test_a_reply_sink_writes_one_at_a_time_and_a_broken_one_lets_the_reply_go_on() -> None:
+    """What arrives while a write waits for a slow shopper goes out with the next write of
+    that one; a response that cannot take more is left, and the reply's task goes on."""
+    from app.streaming import Output, ReplySink
+
+    live = LiveReply(message_id=1, public_id="r", conversation_id=1)
+    written: list[bytes] = []
+    slow = asyncio.Event()
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        written.append(message["body"])
+        if len(written) == 1:
+            await slow.wait()
+
+    output = Output()
+    output.bind(send)
+    sink = ReplySink(live, output, "r", 0)
+    live.append("Hello")
+    first = asyncio.create_task(sink.push())
+    await asyncio.sleep(0)
+    assert sink.busy and written == [b'id: r:5\nevent: delta\ndata: {"text":"Hello"}\n\n']
+    live.append(", wor")
+    live.append("ld")
+    await sink.push()  # returns at once: the first write is still under way
+    assert len(written) == 1
+    slow.set()
+    await first
+    assert written[1] == b'id: r:12\nevent: delta\ndata: {"text":", world"}\n\n'
+    assert not sink.busy and sink.offset == 12
+
+    async def broken(_message):  # type: ignore[no-untyped-def]
+        raise OSError("connection reset")
+
+    output.bind(broken)
+    live.append("!")
+    await sink.push()  # no exception for the reply's task
+    assert sink.gone and not sink.busy
+    live.append("?")
+    await sink.push()
+    assert len(written) == 2
+
+
+@given(st.text())
+def test_a_delta_event_is_what_the_general_encoder_writes(text: str) -> None:
+    from app.streaming import delta, sse
+
+    assert delta(text, "r:7") == sse("delta", {"text": text}, "r:7")

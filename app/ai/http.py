@@ -34,6 +34,8 @@ class SSEParser:
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[Event]:
+        if not self._buffer and not self._data and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            return self._whole(chunk)
         buffer = self._buffer + chunk
         if b"\r" in buffer:
             # CRLF and lone CR end lines too; a CR at the very end may be half of a CRLF.
@@ -45,6 +47,22 @@ class SSEParser:
         events: list[Event] = []
         for line in lines:
             self._line(line, events)
+        return events
+
+    def _whole(self, chunk: bytes) -> list[Event]:
+        """Whole events from a clean start, as a model's stream mostly comes: a single `data:`
+        line each is read at once; any other is read line by line, as feed() would."""
+        events: list[Event] = []
+        blocks = chunk.split(b"\n\n")
+        blocks.pop()  # the empty end after the last event
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block:
+                events.append((self._event or "message", block[6:].decode("utf-8", "replace")))
+                self._event = ""
+                continue
+            for line in block.split(b"\n"):
+                self._line(line, events)
+            self._line(b"", events)
         return events
 
     def close(self) -> list[Event]:

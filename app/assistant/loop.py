@@ -46,13 +46,14 @@ async def respond(
         said: list[str] = []
         finished: Finished | None = None
         async for item in provider.stream(asked):
-            if isinstance(item, ToolCall):
+            if type(item) is str:  # text, the most of them by far
+                if item:
+                    said.append(item)
+                    yield item
+            elif isinstance(item, ToolCall):
                 calls.append(item)
             elif isinstance(item, Finished):
                 finished = item
-            elif item:
-                said.append(item)
-                yield item
         if not calls:
             if finished is not None:
                 yield finished

@@ -10,8 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.models import utcnow
+from app.pgfast import FastConnection
 from app.repo.chat import messages
-from app.repo.common import Executor, SQLAlchemyExecutor, _rowcount
+from app.repo.common import Executor, _rowcount, is_postgres
 from app.repo.rows import MessageRow, many, one
 from app.repo.workers import alive_since, workers
 
@@ -176,8 +177,29 @@ async def recent_context(
     return rows
 
 
+# Every streaming reply's text in one statement on PostgreSQL, as the flusher writes them
+# five times a second: the replies that were written come back, and the rest (stopped,
+# ended as interrupted, or restarted by another worker) are given up by their worker.
+_SAVE_PROGRESS = (
+    sa.text(
+        "UPDATE messages AS m SET content = v.content, updated_at = :now"
+        " FROM unnest(CAST(:ids AS BIGINT[]), CAST(:contents AS TEXT[]),"
+        " CAST(:workers AS VARCHAR[])) AS v(id, content, worker)"
+        " WHERE m.id = v.id AND m.status = 'streaming'"
+        " AND m.worker_id IS NOT DISTINCT FROM v.worker RETURNING m.id"
+    )
+    .bindparams(
+        sa.bindparam("ids"),
+        sa.bindparam("contents"),
+        sa.bindparam("workers"),
+        sa.bindparam("now", type_=messages.c.updated_at.type),
+    )
+    .columns(messages.c.id)
+)
+
+
 async def save_progress(
-    session: SQLAlchemyExecutor, *, progress: Sequence[tuple[int, str, str | None]]
+    session: Executor, *, progress: Sequence[tuple[int, str, str | None]]
 ) -> set[int]:
     """Write streaming text in one batch, each (id, text, worker); return the ids that are no
     longer streaming for that worker (stopped, ended as interrupted, or restarted by another
@@ -185,6 +207,19 @@ async def save_progress(
     if not progress:
         return set()
     now = utcnow()
+    ids = {message_id for message_id, _, _ in progress}
+    if is_postgres(session):
+        result = await session.execute(
+            _SAVE_PROGRESS,
+            {
+                "ids": [message_id for message_id, _, _ in progress],
+                "contents": [content for _, content, _ in progress],
+                "workers": [worker_id for _, _, worker_id in progress],
+                "now": now,
+            },
+        )
+        return ids - {row.id for row in result}
+    assert not isinstance(session, FastConnection)  # only on PostgreSQL
     await session.execute(
         sa.update(messages)
         .where(

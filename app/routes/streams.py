@@ -20,7 +20,7 @@ from app.schemas.fields import read, read_query
 from app.schemas.storefront import MessageBody, ResumeQuery, SessionBody, SessionQuery
 from app.shopify import ProxyIdentity
 from app.state import AppState, state_of
-from app.streaming import SSE_HEADERS, EventStream, reply_events, sse
+from app.streaming import SSE_HEADERS, EventStream, Output, reply_events, sse
 from app.validation import read_json_object, uuid4_field
 
 
@@ -57,6 +57,7 @@ async def shoppers_conversation(
 def _event_stream(
     replies: Replies, state: AppState, reply: MessageRow, offset: int, start: dict[str, str]
 ) -> EventStream:
+    output = Output()
     events = reply_events(
         replies=replies,
         db=state.db,
@@ -64,8 +65,9 @@ def _event_stream(
         public_id=reply.public_id,
         offset=offset,
         start=start,
+        output=output,
     )
-    return EventStream(events, headers=SSE_HEADERS)
+    return EventStream(events, headers=SSE_HEADERS, output=output)
 
 
 def _start_payload(
