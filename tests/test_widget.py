@@ -109,7 +109,19 @@ class Shopper:
         self.page.keyboard.press("Enter")
 
     def wait_replies(self, count: int) -> None:
-        expect(self.page.locator(REPLY_DONE)).to_have_count(count, timeout=15_000)
+        try:
+            expect(self.page.locator(REPLY_DONE)).to_have_count(count, timeout=15_000)
+        except AssertionError as error:
+            # What the widget shows instead, and what it asked: a reply that never completes
+            # says here whether it ended otherwise (stopped, an error) or never came.
+            replies = self.page.eval_on_selector_all(
+                ".scw__message--assistant",
+                "items => items.map(i =>"
+                " [i.dataset.status, i.dataset.id, i.textContent.slice(0, 80)])",
+            )
+            raise AssertionError(
+                f"{error}\nthe widget's replies: {replies}\nits requests: {self.proxy_requests}"
+            ) from None
 
     def stored(self) -> dict:
         raw = self.page.evaluate(f"localStorage.getItem({json.dumps(STORAGE_KEY)})")
