@@ -447,6 +447,50 @@ def test_a_customers_conversation_follows_them_to_their_phone(
             device.close()
 
 
+def test_a_first_message_sent_before_the_customers_history_comes_stays(
+    browser: Browser, storefront: LiveServer, database_url: str
+) -> None:
+    """A logged-in customer's panel asks for their current conversation as it opens; one who
+    writes before the answer comes (a slow network) keeps their message and its reply: the
+    answer, "nothing yet" or their new conversation, does not draw over what they wrote. (It
+    did: the phone test, which writes at once, failed now and then with an empty panel.)"""
+    device = logged_in(browser, storefront, new_customer_id())
+    try:
+        page = device.new_page()
+        # The history's answer reaches the page a second late (the request goes at once).
+        page.add_init_script(
+            """
+            const fetched = window.fetch;
+            window.__held = [];
+            window.fetch = async (...args) => {
+              const response = await fetched(...args);
+              if (String(args[0]).includes('/history')) {
+                window.__held.push(String(args[0]));
+                await new Promise((resolve) => setTimeout(resolve, 1000));
+              }
+              return response;
+            };
+            """
+        )
+        shopper = Shopper(page, storefront).visit()
+        shopper.open()
+        session_id = chat(shopper, "Do you deliver on Saturdays?", 1)
+        held = page.evaluate("window.__held")
+        assert held and "customer=1" in held[0], "the history was asked for, and held"
+        expect(page.locator(".scw__message--user .scw__bubble")).to_have_text(
+            ["Do you deliver on Saturdays?"]
+        )
+        page.wait_for_timeout(1200)  # past the held answer
+        expect(page.locator(".scw__message--user .scw__bubble")).to_have_text(
+            ["Do you deliver on Saturdays?"]
+        )
+        shopper.wait_replies(1)
+        assert shopper.stored()["sessionId"] == session_id
+        assert [m.role for m in db_messages(database_url, session_id)] == ["user", "assistant"]
+    finally:
+        device.close()
+
+
 def test_a_conversation_the_team_ends_starts_fresh(
     context: BrowserContext, storefront: LiveServer, database_url: str
 ) -> None:

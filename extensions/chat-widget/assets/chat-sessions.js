@@ -32,6 +32,8 @@
       } catch (error) {
         return;
       }
+      /* the shopper wrote meanwhile: their session stands */
+      if (this.sessionId !== saved.sessionId) return;
       if (page.status !== 'active') {
         /* ended or abandoned: start fresh; unknown: nothing saved yet, keep the id for the first message */
         if (page.status !== 'unknown' && saved.sessionId) this.storage.update({ sessionId: null });
