@@ -260,7 +260,7 @@ class Replies:
                 if type(item) is str:  # the most of them by far: a piece of the text
                     if item:
                         reply.append(item)
-                        for sink in reply.sinks[:] if len(reply.sinks) > 1 else reply.sinks:
+                        for sink in reply.sinks[:]:  # a sink may go while another writes
                             await sink.push()
                 elif isinstance(item, Finished):
                     reply.finish_reason = item.reason

@@ -213,7 +213,7 @@ class ReplySink:
         if end > self.offset:
             piece, self.offset = live.text[self.offset : end], end
             events.append(delta(piece, f"{self.public_id}:{end}"))
-        return b"".join(events) if len(events) != 1 else events[0]
+        return b"".join(events)
 
     async def push(self, extra: bytes = b"") -> None:
         """Write what the reply has that this response has not been sent (and `extra` first)."""
@@ -221,7 +221,7 @@ class ReplySink:
             return
         self.busy = True
         try:
-            chunk = extra + self._pending() if extra else self._pending()
+            chunk = extra + self._pending()
             while chunk:
                 await self.output.send(
                     {"type": "http.response.body", "body": chunk, "more_body": True}

@@ -17,7 +17,9 @@ from app.db import Database
 from app.models import Message, utcnow
 from app.replies import LiveReply
 from tests.factories import (
+    Event,
     ProxyClient,
+    Turn,
     iter_events,
     make_shop,
     messages_of,
@@ -35,6 +37,11 @@ async def _wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[n
     while not await predicate():
         assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
         await asyncio.sleep(0.05)
+
+
+def _streamed(events: list[Event]) -> str:
+    """The text a stream's delta events carried."""
+    return Turn(200, events).text
 
 
 async def _reply(db: Database, shop: str, session_id: str) -> Message:
@@ -56,7 +63,7 @@ async def test_resume_after_disconnect_continues_from_last_event_id(
                     break
         start = seen[0].data
         last_id = seen[-1].id
-        received = "".join(e.data["text"] for e in seen if e.event == "delta")
+        received = _streamed(seen)
 
         resumed = await client.resume(session_id, start["assistant_message_id"], last_id)
 
@@ -137,8 +144,7 @@ async def test_stop_saves_the_partial_reply_as_stopped(start_server, db: Databas
             )
             rest = [e async for e in events]
         assert stop.status_code == 200
-        streamed = "".join(e.data["text"] for e in [first, *rest] if e.event == "delta")
-        assert streamed == stop.json()["content"], "the stream carried all that was saved"
+        assert _streamed([first, *rest]) == stop.json()["content"], "it carried all that was saved"
         assert stop.json()["status"] == "stopped"
         assert rest[-1].event == "done"
         assert rest[-1].data["finish_reason"] == "stopped"
@@ -174,7 +180,7 @@ async def test_two_streams_of_one_reply_on_its_worker_both_carry_all_of_it(
     saved = await _reply(db, shop, session_id)
     assert saved.status == "complete"
     own = [first, *rest]
-    assert "".join(e.data["text"] for e in own if e.event == "delta") == saved.content
+    assert _streamed(own) == saved.content
     assert first.data["text"] + resumed.text == saved.content
     for stream in (own, resumed.events):
         deltas = [e for e in stream if e.event == "delta"]

@@ -207,7 +207,6 @@ async def save_progress(
     if not progress:
         return set()
     now = utcnow()
-    ids = {message_id for message_id, _, _ in progress}
     if is_postgres(session):
         result = await session.execute(
             _SAVE_PROGRESS,
@@ -218,7 +217,7 @@ async def save_progress(
                 "now": now,
             },
         )
-        return ids - {row.id for row in result}
+        return {message_id for message_id, _, _ in progress} - {row.id for row in result}
     assert not isinstance(session, FastConnection)  # only on PostgreSQL
     await session.execute(
         sa.update(messages)
